@@ -1,0 +1,670 @@
+// Package repo implements the FHIR interactions on top of a store.Store:
+// read, vread, create, update, patch, delete, their conditional forms, and
+// history. It is where versions are numbered, server-owned meta is set,
+// no-op updates are recognised, and the access policy is called on every
+// path. The REST layer and the bundle processor both use it.
+//
+// # Concurrency
+//
+// Writes are optimistic (see package store): read the current version n,
+// build n+1, Put it. A Put that loses the race is retried from a fresh
+// read, except when the client sent If-Match, where losing means 412.
+// Conditional creates take a claim on a key derived from the criteria, so
+// two concurrent conditional creates with the same criteria make one
+// resource.
+package repo
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/dossier-fhir/dossier/fhir/access"
+	"github.com/dossier-fhir/dossier/fhir/jsonpatch"
+	"github.com/dossier-fhir/dossier/fhir/outcome"
+	"github.com/dossier-fhir/dossier/fhir/resource"
+	"github.com/dossier-fhir/dossier/store"
+)
+
+// Repo performs FHIR interactions.
+type Repo struct {
+	st     store.Store
+	parser *resource.Parser
+	policy access.Policy
+	now    func() time.Time
+}
+
+// New builds a Repo.
+func New(st store.Store, parser *resource.Parser, policy access.Policy) *Repo {
+	return &Repo{st: st, parser: parser, policy: policy, now: time.Now}
+}
+
+// Result is the outcome of a write.
+type Result struct {
+	Version *store.Version
+	Created bool // a new resource (201)
+	NoOp    bool // nothing changed: the update was identical, or the delete found nothing
+}
+
+const maxAttempts = 20
+
+// storeErr converts store errors to FHIR errors.
+func storeErr(err error, typ, id string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNotFound):
+		return outcome.Wrap(err, outcome.NotFound, "not-found", "%s/%s is not known", typ, id)
+	case errors.Is(err, store.ErrGone):
+		return outcome.Wrap(err, outcome.Gone, "deleted", "%s/%s has been deleted", typ, id)
+	case errors.Is(err, store.ErrPreconditionFailed), errors.Is(err, store.ErrConflict):
+		return outcome.Wrap(err, outcome.Conflict, "conflict", "concurrent write on %s/%s", typ, id)
+	}
+	return outcome.Wrap(err, outcome.Unavailable, "transient", "the store is unavailable")
+}
+
+func notFound(typ, id string) error {
+	return outcome.New(outcome.NotFound, "not-found", "%s/%s is not known", typ, id)
+}
+
+func checkType(typ string) error {
+	if !resource.IsType(typ) {
+		return outcome.New(outcome.NotFound, "not-supported", "unknown resource type %q", typ)
+	}
+	return nil
+}
+
+func checkID(typ, id string) error {
+	if err := checkType(typ); err != nil {
+		return err
+	}
+	if !resource.ValidID(id) {
+		return outcome.New(outcome.NotFound, "not-found", "%s/%s is not known", typ, "(invalid id)")
+	}
+	return nil
+}
+
+// Read returns the current version. A version the requester may not see
+// is reported exactly like a missing one.
+func (r *Repo) Read(ctx context.Context, req *access.Requester, typ, id string) (*store.Version, error) {
+	if err := checkID(typ, id); err != nil {
+		return nil, err
+	}
+	if err := r.policy.Allow(req, access.Read, typ); err != nil {
+		return nil, err
+	}
+	v, err := r.st.Read(ctx, typ, id)
+	if v != nil && !r.policy.Visible(req, v) {
+		return nil, notFound(typ, id)
+	}
+	if err != nil {
+		return v, storeErr(err, typ, id)
+	}
+	return v, nil
+}
+
+// VRead returns one version; a delete marker is returned with a Gone error.
+func (r *Repo) VRead(ctx context.Context, req *access.Requester, typ, id string, vid int64) (*store.Version, error) {
+	if err := checkID(typ, id); err != nil {
+		return nil, err
+	}
+	if err := r.policy.Allow(req, access.VRead, typ); err != nil {
+		return nil, err
+	}
+	if vid < 1 {
+		return nil, outcome.New(outcome.NotFound, "not-found", "%s/%s has no such version", typ, id)
+	}
+	v, err := r.st.VRead(ctx, typ, id, vid)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, outcome.New(outcome.NotFound, "not-found", "%s/%s has no version %d", typ, id, vid)
+	}
+	if err != nil {
+		return nil, storeErr(err, typ, id)
+	}
+	if !r.policy.Visible(req, v) {
+		return nil, outcome.New(outcome.NotFound, "not-found", "%s/%s has no version %d", typ, id, vid)
+	}
+	if v.Deleted {
+		return v, outcome.New(outcome.Gone, "deleted", "version %d of %s/%s is a deletion", vid, typ, id)
+	}
+	return v, nil
+}
+
+// NewID returns a server-assigned logical id (a random UUID).
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = (b[6] & 0x0f) | 0x40
+	b[8] = (b[8] & 0x3f) | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// parseFor parses body and checks its type against the URL's.
+func (r *Repo) parseFor(typ string, body []byte) (*resource.Parsed, error) {
+	p, err := r.parser.Parse(body)
+	if err != nil {
+		return nil, err
+	}
+	if p.Type != typ {
+		return nil, outcome.New(outcome.Invalid, "invalid",
+			"the body is a %s but the URL names %s", p.Type, typ).WithExpression("resourceType")
+	}
+	return p, nil
+}
+
+// Validate parses and validates body as a resource of type typ.
+func (r *Repo) Validate(typ string, body []byte) (*resource.Parsed, error) {
+	if err := checkType(typ); err != nil {
+		return nil, err
+	}
+	return r.parseFor(typ, body)
+}
+
+// build turns a parsed resource into version vid.
+func (r *Repo) build(req *access.Requester, p *resource.Parsed, id string, vid int64, method string, prev *store.Version) (*store.Version, error) {
+	ts := r.now().UTC().Truncate(time.Microsecond)
+	if prev != nil && !ts.After(prev.LastUpdated) {
+		ts = prev.LastUpdated.Add(time.Microsecond)
+	}
+	data, err := resource.WithMeta(p.Object, p.Type, id, vid, ts)
+	if err != nil {
+		return nil, outcome.Wrap(err, outcome.Invalid, "structure", "meta is not valid: %v", err)
+	}
+	hash, err := resource.ContentHash(data)
+	if err != nil {
+		return nil, outcome.Wrap(err, outcome.Internal, "exception", "hashing failed")
+	}
+	x := resource.Extract(p.Type, id, p.Object)
+	v := &store.Version{
+		Type: p.Type, ID: id, VersionID: vid, LastUpdated: ts, Method: method, JSON: data, Hash: hash,
+		Patient: x.Patient, Security: x.Security, Keys: x.Keys,
+	}
+	if req != nil {
+		v.Org = req.Org
+		v.Author = req.Subject
+	}
+	return v, nil
+}
+
+// Create stores body as a new resource with a server-assigned id (any id
+// in the body is ignored, as the spec says for create). ifNoneExist, when
+// not empty, makes it a conditional create.
+func (r *Repo) Create(ctx context.Context, req *access.Requester, typ string, body []byte, ifNoneExist string) (Result, error) {
+	if err := checkType(typ); err != nil {
+		return Result{}, err
+	}
+	if err := r.policy.Allow(req, access.Create, typ); err != nil {
+		return Result{}, err
+	}
+	p, err := r.parseFor(typ, body)
+	if err != nil {
+		return Result{}, err
+	}
+	if ifNoneExist == "" {
+		return r.createNew(ctx, req, p, NewID())
+	}
+	crit, err := ParseCriteria(typ, ifNoneExist)
+	if err != nil {
+		return Result{}, err
+	}
+	return r.createOnce(ctx, req, crit, func() (Result, error) { return r.createNew(ctx, req, p, NewID()) })
+}
+
+func (r *Repo) createNew(ctx context.Context, req *access.Requester, p *resource.Parsed, id string) (Result, error) {
+	v, err := r.build(req, p, id, 1, "POST", nil)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := r.st.Put(ctx, v); err != nil {
+		return Result{}, storeErr(err, p.Type, id)
+	}
+	return Result{Version: v, Created: true}, nil
+}
+
+// createOnce runs create unless a resource matches crit; concurrent
+// callers with the same criteria serialise on a claim.
+func (r *Repo) createOnce(ctx context.Context, req *access.Requester, crit Criteria, create func() (Result, error)) (Result, error) {
+	key := crit.claimKey()
+	for attempt := 0; attempt < 200; attempt++ {
+		matches, err := r.find(ctx, req, crit, 2)
+		if err != nil {
+			return Result{}, err
+		}
+		switch len(matches) {
+		case 1:
+			return Result{Version: matches[0], NoOp: true}, nil
+		case 2:
+			return Result{}, outcome.New(outcome.PreconditionFailed, "multiple-matches",
+				"the conditional criteria match more than one resource")
+		}
+		res, err := r.claimAndRun(ctx, key, crit, create)
+		if errors.Is(err, errRetry) {
+			select {
+			case <-ctx.Done():
+				return Result{}, outcome.Wrap(ctx.Err(), outcome.Unavailable, "timeout", "timed out")
+			case <-time.After(10 * time.Millisecond):
+			}
+			continue
+		}
+		return res, err
+	}
+	return Result{}, outcome.New(outcome.Conflict, "conflict", "too many concurrent conditional writes")
+}
+
+var errRetry = errors.New("retry")
+
+func (r *Repo) claimAndRun(ctx context.Context, key string, crit Criteria, create func() (Result, error)) (Result, error) {
+	mine := NewID() + "|" + r.now().UTC().Format(time.RFC3339Nano)
+	holder, err := r.st.Claim(ctx, key, mine)
+	if err != nil {
+		return Result{}, storeErr(err, crit.Type, "")
+	}
+	if holder != "" {
+		// Someone else holds the key: wait for their resource to appear
+		// (the next find returns it), or take over a claim whose holder
+		// died (older than 30 s).
+		_, at, _ := strings.Cut(holder, "|")
+		if t, perr := time.Parse(time.RFC3339Nano, at); perr != nil || r.now().Sub(t) > 30*time.Second {
+			_ = r.st.Release(ctx, key, holder)
+		}
+		return Result{}, errRetry
+	}
+	defer func() { _ = r.st.Release(context.WithoutCancel(ctx), key, mine) }()
+	// Re-check under the claim: the previous holder may have created the
+	// resource and released just before we claimed.
+	matches, err := r.find(ctx, nil, crit, 1)
+	if err != nil {
+		return Result{}, err
+	}
+	if len(matches) > 0 {
+		return Result{}, errRetry
+	}
+	return create()
+}
+
+// Update replaces typ/id with body (creating it when absent: update as
+// create with a client id). ifMatch, when not nil, is the version the
+// client expects to replace.
+func (r *Repo) Update(ctx context.Context, req *access.Requester, typ, id string, body []byte, ifMatch *int64) (Result, error) {
+	if err := checkType(typ); err != nil {
+		return Result{}, err
+	}
+	if !resource.ValidID(id) {
+		return Result{}, outcome.New(outcome.Invalid, "value", "the id in the URL is not a valid FHIR id")
+	}
+	if err := r.policy.Allow(req, access.Update, typ); err != nil {
+		return Result{}, err
+	}
+	p, err := r.parseFor(typ, body)
+	if err != nil {
+		return Result{}, err
+	}
+	if p.ID == "" {
+		return Result{}, outcome.New(outcome.Invalid, "required", "the resource has no id (update needs the id in the body)").WithExpression(typ + ".id")
+	}
+	if p.ID != id {
+		return Result{}, outcome.New(outcome.Invalid, "invalid", "the id in the body does not match the id in the URL").WithExpression(typ + ".id")
+	}
+	return r.write(ctx, req, typ, id, ifMatch, "PUT", func(*store.Version) (*resource.Parsed, error) { return p, nil })
+}
+
+// write is the optimistic write loop shared by update and patch. next
+// builds the new content from the current version (nil when absent).
+func (r *Repo) write(ctx context.Context, req *access.Requester, typ, id string, ifMatch *int64, method string,
+	next func(cur *store.Version) (*resource.Parsed, error)) (Result, error) {
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		cur, err := r.st.Read(ctx, typ, id)
+		if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrGone) {
+			return Result{}, storeErr(err, typ, id)
+		}
+		if cur != nil && !r.policy.Visible(req, cur) {
+			return Result{}, notFound(typ, id)
+		}
+		live := cur != nil && !cur.Deleted
+		if ifMatch != nil && (!live || cur.VersionID != *ifMatch) {
+			return Result{}, outcome.New(outcome.PreconditionFailed, "conflict",
+				"If-Match does not match the current version of %s/%s", typ, id)
+		}
+		if method == "PATCH" && !live {
+			if cur == nil {
+				return Result{}, notFound(typ, id)
+			}
+			return Result{}, storeErr(store.ErrGone, typ, id)
+		}
+		p, err := next(cur)
+		if err != nil {
+			return Result{}, err
+		}
+		vid := int64(1)
+		if cur != nil {
+			vid = cur.VersionID + 1
+		}
+		v, err := r.build(req, p, id, vid, method, cur)
+		if err != nil {
+			return Result{}, err
+		}
+		if live && v.Hash == cur.Hash {
+			return Result{Version: cur, NoOp: true}, nil
+		}
+		err = r.st.Put(ctx, v)
+		if errors.Is(err, store.ErrConflict) {
+			if ifMatch != nil {
+				return Result{}, outcome.New(outcome.PreconditionFailed, "conflict",
+					"%s/%s was changed by another request", typ, id)
+			}
+			continue
+		}
+		if err != nil {
+			return Result{}, storeErr(err, typ, id)
+		}
+		return Result{Version: v, Created: !live}, nil
+	}
+	return Result{}, outcome.New(outcome.Conflict, "conflict", "too many concurrent writes on %s/%s", typ, id)
+}
+
+// ConditionalUpdate updates the one resource matching criteria, creates
+// one when none matches, and fails with 412 when several match.
+func (r *Repo) ConditionalUpdate(ctx context.Context, req *access.Requester, typ, criteria string, body []byte, ifMatch *int64) (Result, error) {
+	if err := checkType(typ); err != nil {
+		return Result{}, err
+	}
+	if err := r.policy.Allow(req, access.Update, typ); err != nil {
+		return Result{}, err
+	}
+	crit, err := ParseCriteria(typ, criteria)
+	if err != nil {
+		return Result{}, err
+	}
+	p, err := r.parseFor(typ, body)
+	if err != nil {
+		return Result{}, err
+	}
+	matches, err := r.find(ctx, req, crit, 2)
+	if err != nil {
+		return Result{}, err
+	}
+	switch len(matches) {
+	case 1:
+		id := matches[0].ID
+		if p.ID != "" && p.ID != id {
+			return Result{}, outcome.New(outcome.Invalid, "invalid",
+				"the id in the body does not match the resource the criteria select").WithExpression(typ + ".id")
+		}
+		return r.write(ctx, req, typ, id, ifMatch, "PUT", func(*store.Version) (*resource.Parsed, error) { return p, nil })
+	case 2:
+		return Result{}, outcome.New(outcome.PreconditionFailed, "multiple-matches",
+			"the conditional criteria match more than one resource")
+	}
+	id := p.ID
+	if id == "" {
+		id = NewID()
+	}
+	return r.createOnce(ctx, req, crit, func() (Result, error) {
+		return r.write(ctx, req, typ, id, ifMatch, "PUT", func(*store.Version) (*resource.Parsed, error) { return p, nil })
+	})
+}
+
+// Patch applies a JSON Patch to the current version; the result is
+// validated like any update.
+func (r *Repo) Patch(ctx context.Context, req *access.Requester, typ, id string, patch []byte, ifMatch *int64) (Result, error) {
+	if err := checkID(typ, id); err != nil {
+		return Result{}, err
+	}
+	if err := r.policy.Allow(req, access.Patch, typ); err != nil {
+		return Result{}, err
+	}
+	return r.write(ctx, req, typ, id, ifMatch, "PATCH", func(cur *store.Version) (*resource.Parsed, error) {
+		out, err := jsonpatch.Apply(cur.JSON, patch)
+		if err != nil {
+			return nil, outcome.Wrap(err, outcome.Invalid, "processing", "the JSON Patch cannot be applied: %v", err)
+		}
+		p, err := r.parser.Parse(out)
+		if err != nil {
+			var oe *outcome.Error
+			if errors.As(err, &oe) {
+				oe.Issues = append([]outcome.Issue{{Severity: "error", Code: "processing",
+					Diagnostics: "the patched resource is not valid"}}, oe.Issues...)
+			}
+			return nil, err
+		}
+		if p.Type != typ || p.ID != id {
+			return nil, outcome.New(outcome.Invalid, "processing", "a patch may not change resourceType or id")
+		}
+		return p, nil
+	})
+}
+
+// Delete deletes typ/id logically: a delete marker becomes the current
+// version. Deleting a missing or already deleted resource is a no-op.
+func (r *Repo) Delete(ctx context.Context, req *access.Requester, typ, id string, ifMatch *int64) (Result, error) {
+	if err := checkID(typ, id); err != nil {
+		return Result{}, err
+	}
+	if err := r.policy.Allow(req, access.Delete, typ); err != nil {
+		return Result{}, err
+	}
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		cur, err := r.st.Read(ctx, typ, id)
+		if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrGone) {
+			return Result{}, storeErr(err, typ, id)
+		}
+		if cur != nil && !r.policy.Visible(req, cur) {
+			cur = nil // hidden: behaves as absent
+		}
+		live := cur != nil && !cur.Deleted
+		if ifMatch != nil && (!live || cur.VersionID != *ifMatch) {
+			return Result{}, outcome.New(outcome.PreconditionFailed, "conflict",
+				"If-Match does not match the current version of %s/%s", typ, id)
+		}
+		if !live {
+			return Result{Version: cur, NoOp: true}, nil
+		}
+		ts := r.now().UTC().Truncate(time.Microsecond)
+		if !ts.After(cur.LastUpdated) {
+			ts = cur.LastUpdated.Add(time.Microsecond)
+		}
+		v := &store.Version{
+			Type: typ, ID: id, VersionID: cur.VersionID + 1, LastUpdated: ts, Deleted: true, Method: "DELETE",
+			Patient: cur.Patient, Security: cur.Security, Org: cur.Org,
+		}
+		if req != nil {
+			v.Author = req.Subject
+			if req.Org != "" {
+				v.Org = req.Org
+			}
+		}
+		err = r.st.Put(ctx, v)
+		if errors.Is(err, store.ErrConflict) {
+			if ifMatch != nil {
+				return Result{}, outcome.New(outcome.PreconditionFailed, "conflict", "%s/%s was changed by another request", typ, id)
+			}
+			continue
+		}
+		if err != nil {
+			return Result{}, storeErr(err, typ, id)
+		}
+		return Result{Version: v}, nil
+	}
+	return Result{}, outcome.New(outcome.Conflict, "conflict", "too many concurrent writes on %s/%s", typ, id)
+}
+
+// ConditionalDelete deletes the one resource matching criteria: none is a
+// no-op, several is 412.
+func (r *Repo) ConditionalDelete(ctx context.Context, req *access.Requester, typ, criteria string) (Result, error) {
+	if err := checkType(typ); err != nil {
+		return Result{}, err
+	}
+	if err := r.policy.Allow(req, access.Delete, typ); err != nil {
+		return Result{}, err
+	}
+	crit, err := ParseCriteria(typ, criteria)
+	if err != nil {
+		return Result{}, err
+	}
+	matches, err := r.find(ctx, req, crit, 2)
+	if err != nil {
+		return Result{}, err
+	}
+	switch len(matches) {
+	case 0:
+		return Result{NoOp: true}, nil
+	case 1:
+		return r.Delete(ctx, req, typ, matches[0].ID, nil)
+	}
+	return Result{}, outcome.New(outcome.PreconditionFailed, "multiple-matches",
+		"the conditional criteria match more than one resource")
+}
+
+// History lists versions newest first.
+func (r *Repo) History(ctx context.Context, req *access.Requester, q store.HistoryQuery) ([]*store.Version, error) {
+	if q.Type != "" {
+		if err := checkType(q.Type); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.policy.Allow(req, access.History, q.Type); err != nil {
+		return nil, err
+	}
+	if q.ID != "" {
+		if !resource.ValidID(q.ID) {
+			return nil, notFound(q.Type, "(invalid id)")
+		}
+		cur, err := r.st.Read(ctx, q.Type, q.ID)
+		if cur == nil || !r.policy.Visible(req, cur) {
+			if err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrGone) {
+				return nil, notFound(q.Type, q.ID)
+			}
+			return nil, storeErr(err, q.Type, q.ID)
+		}
+	}
+	vs, err := r.st.History(ctx, q)
+	if err != nil {
+		return nil, storeErr(err, q.Type, q.ID)
+	}
+	out := vs[:0]
+	for _, v := range vs {
+		if r.policy.Visible(req, v) {
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
+// CountHistory counts the versions a history query selects.
+func (r *Repo) CountHistory(ctx context.Context, req *access.Requester, q store.HistoryQuery) (int64, error) {
+	if err := r.policy.Allow(req, access.History, q.Type); err != nil {
+		return 0, err
+	}
+	n, err := r.st.CountHistory(ctx, q)
+	if err != nil {
+		return 0, storeErr(err, q.Type, q.ID)
+	}
+	return n, nil
+}
+
+// Search returns the current resources matching criteria (the
+// foundation's subset: _id and identifier), at most limit.
+func (r *Repo) Search(ctx context.Context, req *access.Requester, typ string, crit Criteria, limit int) ([]*store.Version, error) {
+	if err := checkType(typ); err != nil {
+		return nil, err
+	}
+	if err := r.policy.Allow(req, access.Search, typ); err != nil {
+		return nil, err
+	}
+	return r.find(ctx, req, crit, limit)
+}
+
+func (r *Repo) find(ctx context.Context, req *access.Requester, crit Criteria, limit int) ([]*store.Version, error) {
+	vs, err := r.st.Find(ctx, store.Query{Type: crit.Type, Conditions: crit.Conditions})
+	if err != nil {
+		return nil, storeErr(err, crit.Type, "")
+	}
+	out := vs[:0]
+	for _, v := range vs {
+		if req == nil || r.policy.Visible(req, v) {
+			out = append(out, v)
+			if limit > 0 && len(out) == limit {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// Criteria are parsed search criteria.
+type Criteria struct {
+	Type       string
+	Conditions []store.Condition
+}
+
+func (c Criteria) claimKey() string {
+	parts := make([]string, 0, len(c.Conditions))
+	for _, cond := range c.Conditions {
+		vals := append([]string(nil), cond.Values...)
+		sort.Strings(vals)
+		parts = append(parts, cond.Key+"="+strings.Join(vals, ","))
+	}
+	sort.Strings(parts)
+	sum := sha256.Sum256([]byte(c.Type + "?" + strings.Join(parts, "&")))
+	return "cond:" + hex.EncodeToString(sum[:])
+}
+
+// ParseCriteria parses a query string of search criteria. The foundation
+// supports `_id` and `identifier` (token: system|value, value, |value),
+// comma for OR and repetition for AND; any other parameter is rejected
+// (a conditional write must never ignore a criterion).
+func ParseCriteria(typ, query string) (Criteria, error) {
+	query = strings.TrimPrefix(query, "?")
+	if i := strings.Index(query, "?"); i >= 0 && !strings.Contains(query[:i], "=") {
+		// "Patient?identifier=..." form
+		if query[:i] != typ {
+			return Criteria{}, outcome.New(outcome.Invalid, "invalid", "the criteria name another resource type")
+		}
+		query = query[i+1:]
+	}
+	vals, err := url.ParseQuery(query)
+	if err != nil {
+		return Criteria{}, outcome.New(outcome.Invalid, "invalid", "the criteria are not a valid query string")
+	}
+	c := Criteria{Type: typ}
+	keys := make([]string, 0, len(vals))
+	for k := range vals {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		switch k {
+		case "_id", "identifier":
+		case "_format", "_pretty":
+			continue
+		default:
+			return Criteria{}, outcome.New(outcome.Invalid, "not-supported",
+				"search parameter %q is not supported in conditional criteria yet (supported: _id, identifier)", k)
+		}
+		for _, v := range vals[k] {
+			var values []string
+			for _, one := range strings.Split(v, ",") {
+				if one == "" {
+					return Criteria{}, outcome.New(outcome.Invalid, "invalid", "empty value for %s", k)
+				}
+				values = append(values, one)
+			}
+			c.Conditions = append(c.Conditions, store.Condition{Key: k, Values: values})
+		}
+	}
+	if len(c.Conditions) == 0 {
+		return Criteria{}, outcome.New(outcome.Invalid, "invalid", "conditional criteria are empty")
+	}
+	return c, nil
+}
+
+// String is for debugging only (criteria may name patients: never log).
+func (c Criteria) String() string { return fmt.Sprintf("%s?%d conditions", c.Type, len(c.Conditions)) }

@@ -1,0 +1,98 @@
+package resource
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dossier-fhir/dossier/fhir/outcome"
+)
+
+func TestTypes(t *testing.T) {
+	if n := len(Types()); n < 140 {
+		t.Fatalf("%d types, want every R4 type", n)
+	}
+	for _, ty := range []string{"Patient", "DocumentReference", "AuditEvent", "Binary", "Bundle"} {
+		if !IsType(ty) {
+			t.Errorf("%s missing", ty)
+		}
+	}
+	if IsType("Foo") || IsType("patient") {
+		t.Error("unknown type accepted")
+	}
+}
+
+func TestParse(t *testing.T) {
+	p, err := NewParser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, body string
+		wantErr    bool
+		wantIssues int
+	}{
+		{"ok", `{"resourceType":"Patient","id":"a","gender":"male"}`, false, 0},
+		{"not json", `{"resourceType":`, true, 1},
+		{"array", `[]`, true, 1},
+		{"no type", `{"id":"a"}`, true, 1},
+		{"unknown type", `{"resourceType":"Foo"}`, true, 1},
+		{"bad id", `{"resourceType":"Patient","id":"a b"}`, true, 1},
+		{"bad code", `{"resourceType":"Patient","gender":"robot"}`, true, 1},
+		{"unknown element", `{"resourceType":"Patient","foo":1}`, true, 1},
+		{"duplicate key", `{"resourceType":"Patient","gender":"male","gender":"female"}`, true, 1},
+		{"two problems", `{"resourceType":"Observation","status":"final"}`, true, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := p.Parse([]byte(c.body))
+			if (err != nil) != c.wantErr {
+				t.Fatalf("err = %v", err)
+			}
+			if err != nil {
+				if outcome.KindOf(err) != outcome.Invalid {
+					t.Fatalf("kind %v", outcome.KindOf(err))
+				}
+			}
+		})
+	}
+}
+
+func TestWithMetaKeepsOrderAndDecimals(t *testing.T) {
+	in := `{"resourceType":"Observation","status":"final","valueQuantity":{"value":1.500000000000000000001},"meta":{"versionId":"9","tag":[{"code":"x"}]},"code":{"text":"t"}}`
+	obj, err := ParseObject([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := WithMeta(obj, "Observation", "o1", 3, time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"resourceType":"Observation","id":"o1","meta":{"versionId":"3","lastUpdated":"2026-01-02T03:04:05.000006Z","tag":[{"code":"x"}]},"status":"final","valueQuantity":{"value":1.500000000000000000001},"code":{"text":"t"}}`
+	if string(out) != want {
+		t.Fatalf("got  %s\nwant %s", out, want)
+	}
+	h1, _ := ContentHash([]byte(in))
+	h2, _ := ContentHash(out)
+	if h1 == h2 {
+		t.Fatal("hash ignores id")
+	}
+	h3, _ := ContentHash([]byte(strings.Replace(string(out), `"versionId":"3"`, `"versionId":"4"`, 1)))
+	if h3 != h2 {
+		t.Fatal("hash depends on versionId")
+	}
+}
+
+func TestExtract(t *testing.T) {
+	obj, _ := ParseObject([]byte(`{"resourceType":"DocumentReference","subject":{"reference":"http://x/fhir/Patient/p1"},"identifier":[{"system":"s","value":"v"},{"value":"w"}],"meta":{"security":[{"system":"a","code":"b"}]},"securityLabel":[{"coding":[{"system":"c","code":"d"}]}]}`))
+	x := Extract("DocumentReference", "d1", obj)
+	if x.Patient != "p1" {
+		t.Errorf("patient %q", x.Patient)
+	}
+	if got := strings.Join(x.Security, ","); got != "a|b,c|d" {
+		t.Errorf("security %s", got)
+	}
+	if got := strings.Join(x.Keys["identifier"], ","); got != "s|v,v,|w,w" {
+		t.Errorf("keys %s", got)
+	}
+}

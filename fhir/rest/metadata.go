@@ -1,0 +1,102 @@
+package rest
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/dossier-fhir/dossier/fhir/resource"
+)
+
+type capability struct {
+	ResourceType   string         `json:"resourceType"`
+	Status         string         `json:"status"`
+	Date           string         `json:"date"`
+	Publisher      string         `json:"publisher"`
+	Kind           string         `json:"kind"`
+	Software       map[string]any `json:"software"`
+	Implementation map[string]any `json:"implementation"`
+	FhirVersion    string         `json:"fhirVersion"`
+	Format         []string       `json:"format"`
+	PatchFormat    []string       `json:"patchFormat"`
+	Rest           []capRest      `json:"rest"`
+}
+
+type capRest struct {
+	Mode        string           `json:"mode"`
+	Security    map[string]any   `json:"security"`
+	Resource    []capResource    `json:"resource"`
+	Interaction []map[string]any `json:"interaction"`
+}
+
+type capResource struct {
+	Type              string           `json:"type"`
+	Interaction       []map[string]any `json:"interaction"`
+	Versioning        string           `json:"versioning"`
+	ReadHistory       bool             `json:"readHistory"`
+	UpdateCreate      bool             `json:"updateCreate"`
+	ConditionalCreate bool             `json:"conditionalCreate"`
+	ConditionalRead   string           `json:"conditionalRead"`
+	ConditionalUpdate bool             `json:"conditionalUpdate"`
+	ConditionalDelete string           `json:"conditionalDelete"`
+	SearchParam       []capSearchParam `json:"searchParam,omitempty"`
+}
+
+type capSearchParam struct {
+	Name          string `json:"name"`
+	Definition    string `json:"definition,omitempty"`
+	Type          string `json:"type"`
+	Documentation string `json:"documentation,omitempty"`
+}
+
+func codes(cs ...string) []map[string]any {
+	out := make([]map[string]any, len(cs))
+	for i, c := range cs {
+		out[i] = map[string]any{"code": c}
+	}
+	return out
+}
+
+// metadata serves a CapabilityStatement generated from what the server
+// implements: every R4 type with the same interactions, the search
+// parameters that are actually supported, JSON only, JSON Patch.
+func (s *Server) metadata(c echo.Context) error {
+	cs := capability{
+		ResourceType: "CapabilityStatement", Status: "active", Date: s.started.Format("2006-01-02T15:04:05Z"),
+		Publisher: "Dossier", Kind: "instance",
+		Software:       map[string]any{"name": "Dossier", "version": s.cfg.Version},
+		Implementation: map[string]any{"description": "Dossier FHIR R4 server", "url": s.base(c)},
+		FhirVersion:    "4.0.1",
+		Format:         []string{"json", "application/fhir+json"},
+		PatchFormat:    []string{"application/json-patch+json"},
+	}
+	r := capRest{
+		Mode: "server",
+		Security: map[string]any{
+			"cors":        false,
+			"description": "Bearer JWT (HS256, or RS256/ES256 from a JWKS) carrying the requester's role; see the README.",
+		},
+		Interaction: codes("history-system"),
+	}
+	for _, t := range resource.Types() {
+		cr := capResource{
+			Type:        t,
+			Interaction: codes("read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type"),
+			Versioning:  "versioned-update", ReadHistory: true, UpdateCreate: true,
+			ConditionalCreate: true, ConditionalRead: "not-supported", ConditionalUpdate: true, ConditionalDelete: "single",
+			SearchParam: []capSearchParam{{Name: "_id", Type: "token", Definition: "http://hl7.org/fhir/SearchParameter/Resource-id"}},
+		}
+		if resource.HasElement(t, "identifier") {
+			cr.SearchParam = append(cr.SearchParam, capSearchParam{Name: "identifier", Type: "token",
+				Documentation: "system|value, value or |value"})
+		}
+		r.Resource = append(r.Resource, cr)
+	}
+	cs.Rest = []capRest{r}
+	return writeJSON(c, http.StatusOK, cs)
+}
+
+func containsFold(s, sub string) bool {
+	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
+}

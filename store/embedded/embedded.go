@@ -1,0 +1,192 @@
+// Package embedded runs FerretDB v1.24 in-process on its SQLite handler,
+// so that Dossier needs no database server to start.
+//
+// FerretDB speaks the MongoDB wire protocol on a loopback port; the same
+// store/mongo code then talks to it through the real driver.
+//
+// # The _id index
+//
+// FerretDB pushes a filter that is exactly {_id: "x"} down to SQL as
+// `WHERE _ferretdb_sjson->'$._id' = ?`, but the unique index it creates is
+// on `_ferretdb_sjson->"_id"`; SQLite matches expression indexes by their
+// text, so every lookup scans the table (about 1.8 ms per lookup at 5,000
+// documents, linear in the collection size). [Engine.IndexCollection] adds
+// an index on the exact expression FerretDB queries with, directly in the
+// SQLite file, which turns a read by id into an index lookup. The index is
+// invisible to FerretDB's metadata and is dropped with the table.
+package embedded
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+	_ "modernc.org/sqlite" // the driver FerretDB itself uses
+)
+
+// Engine is a running embedded FerretDB.
+type Engine struct {
+	dir    string
+	uri    string
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu  sync.Mutex
+	dbs map[string]*sql.DB
+}
+
+// Start starts FerretDB with its SQLite files under dir.
+func Start(ctx context.Context, dir string, logger *slog.Logger) (*Engine, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(abs, 0o750); err != nil {
+		return nil, fmt.Errorf("embedded engine: data folder: %w", err)
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	// FerretDB logs at info level per connection; keep only its errors (it warns on every driver endSessions).
+	fl := slog.New(levelFilter{h: logger.Handler(), min: slog.LevelError})
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: fmt.Sprintf("127.0.0.1:%d", port)},
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + abs + "/",
+		Logger:    fl,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded engine: %w", err)
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	e := &Engine{dir: abs, cancel: cancel, done: make(chan struct{}), dbs: map[string]*sql.DB{}}
+	go func() {
+		defer close(e.done)
+		_ = f.Run(rctx)
+	}()
+	e.uri = fmt.Sprintf("mongodb://127.0.0.1:%d/", port)
+	// Wait until it accepts connections.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			e.Close()
+			return nil, fmt.Errorf("embedded engine did not start: %w", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return e, nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// URI is the MongoDB connection string of the engine.
+func (e *Engine) URI() string { return e.uri }
+
+// Dir is the folder of the SQLite files.
+func (e *Engine) Dir() string { return e.dir }
+
+// IndexCollection adds the _id lookup index to the SQLite table behind
+// collection coll of database db (idempotent). The collection must exist.
+func (e *Engine) IndexCollection(ctx context.Context, db, coll string) error {
+	sdb, err := e.sqlite(db)
+	if err != nil {
+		return err
+	}
+	var table string
+	err = sdb.QueryRowContext(ctx,
+		`SELECT table_name FROM "_ferretdb_collections" WHERE name = ?`, coll).Scan(&table)
+	if err != nil {
+		return fmt.Errorf("embedded engine: table of collection: %w", err)
+	}
+	q := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %q ON %q (_ferretdb_sjson->'$._id')`,
+		table+"_dossier_id", table)
+	for i := 0; ; i++ {
+		_, err = sdb.ExecContext(ctx, q)
+		if err == nil || i == 20 || !strings.Contains(err.Error(), "locked") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		return fmt.Errorf("embedded engine: create index: %w", err)
+	}
+	return nil
+}
+
+func (e *Engine) sqlite(db string) (*sql.DB, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if d, ok := e.dbs[db]; ok {
+		return d, nil
+	}
+	path := filepath.Join(e.dir, db+".sqlite")
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("embedded engine: database file: %w", err)
+	}
+	d, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		return nil, err
+	}
+	d.SetMaxOpenConns(1)
+	e.dbs[db] = d
+	return d, nil
+}
+
+// Close stops the engine and waits for it to flush.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	var errs []error
+	for _, d := range e.dbs {
+		errs = append(errs, d.Close())
+	}
+	e.dbs = map[string]*sql.DB{}
+	e.mu.Unlock()
+	e.cancel()
+	select {
+	case <-e.done:
+	case <-time.After(30 * time.Second):
+		errs = append(errs, errors.New("embedded engine: shutdown timed out"))
+	}
+	return errors.Join(errs...)
+}
+
+type levelFilter struct {
+	h   slog.Handler
+	min slog.Level
+}
+
+func (l levelFilter) Enabled(ctx context.Context, lv slog.Level) bool {
+	return lv >= l.min && l.h.Enabled(ctx, lv)
+}
+func (l levelFilter) Handle(ctx context.Context, r slog.Record) error { return l.h.Handle(ctx, r) }
+func (l levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
+	return levelFilter{h: l.h.WithAttrs(a), min: l.min}
+}
+func (l levelFilter) WithGroup(n string) slog.Handler {
+	return levelFilter{h: l.h.WithGroup(n), min: l.min}
+}

@@ -1,0 +1,96 @@
+package embedded_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/dossier-fhir/dossier/store/embedded"
+)
+
+func start(tb testing.TB) (*embedded.Engine, *mongo.Client) {
+	tb.Helper()
+	ctx := context.Background()
+	e, err := embedded.Start(ctx, tb.TempDir(), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = e.Close() })
+	c, err := mongo.Connect(options.Client().ApplyURI(e.URI()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = c.Disconnect(ctx) })
+	return e, c
+}
+
+func fill(tb testing.TB, c *mongo.Collection, n int) {
+	ctx := context.Background()
+	docs := make([]any, 0, 500)
+	for i := 0; i < n; i++ {
+		docs = append(docs, bson.D{{Key: "_id", Value: fmt.Sprintf("id-%06d", i)}, {Key: "j", Value: `{"resourceType":"Patient"}`}})
+		if len(docs) == cap(docs) || i == n-1 {
+			if _, err := c.InsertMany(ctx, docs); err != nil {
+				tb.Fatal(err)
+			}
+			docs = docs[:0]
+		}
+	}
+}
+
+// TestIndexCollection checks the _id index is created, idempotent, and
+// that lookups still find the right document.
+func TestIndexCollection(t *testing.T) {
+	e, cl := start(t)
+	ctx := context.Background()
+	c := cl.Database("d").Collection("c")
+	fill(t, c, 50)
+	for range 2 {
+		if err := e.IndexCollection(ctx, "d", "c"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got bson.M
+	if err := c.FindOne(ctx, bson.D{{Key: "_id", Value: "id-000042"}}).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got["_id"] != "id-000042" {
+		t.Fatalf("got %v", got["_id"])
+	}
+	if err := c.FindOne(ctx, bson.D{{Key: "_id", Value: "nope"}}).Err(); err != mongo.ErrNoDocuments {
+		t.Fatalf("missing id: %v", err)
+	}
+	if err := e.IndexCollection(ctx, "d", "absent"); err == nil {
+		t.Fatal("index on a missing collection: want error")
+	}
+}
+
+// BenchmarkFindOneByID compares a read by _id at 10,000 documents without
+// and with the index IndexCollection adds.
+func BenchmarkFindOneByID(b *testing.B) {
+	for _, indexed := range []bool{false, true} {
+		b.Run(fmt.Sprintf("docs=10000/indexed=%v", indexed), func(b *testing.B) {
+			e, cl := start(b)
+			ctx := context.Background()
+			c := cl.Database("d").Collection("c")
+			fill(b, c, 10000)
+			if indexed {
+				if err := e.IndexCollection(ctx, "d", "c"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			i := 0
+			for b.Loop() {
+				i++
+				if err := c.FindOne(ctx, bson.D{{Key: "_id", Value: fmt.Sprintf("id-%06d", (i*7919)%10000)}}).Err(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,547 @@
+// Package mongo implements store.Store with go.mongodb.org/mongo-driver/v2.
+// It is the only package that knows bson and the driver.
+//
+// # Layout
+//
+// Each resource type has two collections:
+//
+//   - r_<Type>: the current version of each resource, _id = the logical id
+//     (a read is exactly {_id: id}: the one filter the embedded FerretDB
+//     engine pushes down to SQL);
+//   - h_<Type>: every version, _id = "<id>/<12-digit version>".
+//
+// The history _id is also the write lock: a writer inserts version n+1
+// into h_<Type> first; the insert fails with a duplicate key for every
+// writer but one, and only the winner then replaces the current document.
+// If a process dies between the two steps, the next writer that collides
+// on that version rolls the current document forward from history (after
+// a grace period, so it never races a writer that is still running).
+//
+// A claims collection holds small unique keys for create-once decisions.
+//
+// Documents carry: v (version), ts (lastUpdated in µs since the epoch),
+// del, m (method), j (the served JSON, as a string: no float round trip),
+// h (content hash), p (owning patient), s (security labels), o (org),
+// a (author), k (search keys).
+package mongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/dossier-fhir/dossier/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// RollForwardGrace is how old an orphaned history version must be before
+// a colliding writer rolls the current document forward to it.
+var RollForwardGrace = 10 * time.Second
+
+// Options configure a Store.
+type Options struct {
+	// OnCollectionCreated, when set, is called once per collection this
+	// process creates or first touches (the embedded engine uses it to add
+	// an SQLite index).
+	OnCollectionCreated func(ctx context.Context, name string) error
+	// Indexes creates MongoDB secondary indexes (off for the embedded
+	// engine, where they are not used for queries and slow down writes).
+	Indexes bool
+}
+
+// Store is a store.Store on a MongoDB database.
+type Store struct {
+	client *mongo.Client
+	db     *mongo.Database
+	opts   Options
+	owned  bool
+
+	mu    sync.Mutex
+	ready map[string]bool
+}
+
+// Open connects to uri and uses database db.
+func Open(ctx context.Context, uri, db string, o Options) (*Store, error) {
+	co := options.Client().ApplyURI(uri).SetMaxPoolSize(64)
+	client, err := mongo.Connect(co)
+	if err != nil {
+		return nil, store.E("open", store.ErrUnavailable, err)
+	}
+	s := New(client, db, o)
+	s.owned = true
+	if err := s.Ping(ctx); err != nil {
+		_ = client.Disconnect(context.Background())
+		return nil, err
+	}
+	return s, nil
+}
+
+// New wraps a connected client.
+func New(client *mongo.Client, db string, o Options) *Store {
+	return &Store{client: client, db: client.Database(db), opts: o, ready: map[string]bool{}}
+}
+
+// Client returns the driver client (benchmarks compare against it).
+func (s *Store) Client() *mongo.Client { return s.client }
+
+// Database returns the database name.
+func (s *Store) Database() *mongo.Database { return s.db }
+
+func curName(typ string) string  { return "r_" + typ }
+func histName(typ string) string { return "h_" + typ }
+
+const claimsName = "claims"
+
+func histID(id string, vid int64) string { return fmt.Sprintf("%s/%012d", id, vid) }
+
+// coll returns a collection, creating it (and its indexes) once per process.
+func (s *Store) coll(ctx context.Context, name string) (*mongo.Collection, error) {
+	s.mu.Lock()
+	ok := s.ready[name]
+	s.mu.Unlock()
+	c := s.db.Collection(name)
+	if ok {
+		return c, nil
+	}
+	err := s.db.CreateCollection(ctx, name)
+	if err != nil && !isNamespaceExists(err) {
+		return nil, store.E("create collection", store.ErrUnavailable, err)
+	}
+	if s.opts.Indexes {
+		if err := s.createIndexes(ctx, name, c); err != nil {
+			return nil, store.E("create indexes", store.ErrUnavailable, err)
+		}
+	}
+	if s.opts.OnCollectionCreated != nil {
+		if err := s.opts.OnCollectionCreated(ctx, name); err != nil {
+			return nil, store.E("prepare collection", store.ErrUnavailable, err)
+		}
+	}
+	s.mu.Lock()
+	s.ready[name] = true
+	s.mu.Unlock()
+	return c, nil
+}
+
+func (s *Store) createIndexes(ctx context.Context, name string, c *mongo.Collection) error {
+	var models []mongo.IndexModel
+	switch {
+	case strings.HasPrefix(name, "h_"):
+		models = []mongo.IndexModel{
+			{Keys: bson.D{{Key: "id", Value: 1}, {Key: "ts", Value: -1}}},
+			{Keys: bson.D{{Key: "ts", Value: -1}, {Key: "_id", Value: -1}}},
+		}
+	case strings.HasPrefix(name, "r_"):
+		models = []mongo.IndexModel{
+			{Keys: bson.D{{Key: "p", Value: 1}}},
+			{Keys: bson.D{{Key: "k.identifier", Value: 1}}},
+		}
+	}
+	if len(models) == 0 {
+		return nil
+	}
+	_, err := c.Indexes().CreateMany(ctx, models)
+	return err
+}
+
+func isNamespaceExists(err error) bool {
+	var ce mongo.CommandError
+	if errors.As(err, &ce) {
+		return ce.Code == 48 || ce.Name == "NamespaceExists"
+	}
+	return strings.Contains(err.Error(), "already exists")
+}
+
+// doc is the stored shape of a version.
+type doc struct {
+	ID      string              `bson:"_id"`
+	RID     string              `bson:"id,omitempty"` // history only
+	Type    string              `bson:"t"`
+	V       int64               `bson:"v"`
+	TS      int64               `bson:"ts"`
+	Del     bool                `bson:"del"`
+	Method  string              `bson:"m"`
+	JSON    string              `bson:"j"`
+	Hash    string              `bson:"h"`
+	Patient string              `bson:"p,omitempty"`
+	Sec     []string            `bson:"s,omitempty"`
+	Org     string              `bson:"o,omitempty"`
+	Author  string              `bson:"a,omitempty"`
+	Keys    map[string][]string `bson:"k,omitempty"`
+}
+
+func toDoc(v *store.Version, history bool) *doc {
+	d := &doc{
+		ID: v.ID, Type: v.Type, V: v.VersionID, TS: v.LastUpdated.UnixMicro(), Del: v.Deleted,
+		Method: v.Method, JSON: string(v.JSON), Hash: v.Hash, Patient: v.Patient, Sec: v.Security,
+		Org: v.Org, Author: v.Author, Keys: v.Keys,
+	}
+	if history {
+		d.ID = histID(v.ID, v.VersionID)
+		d.RID = v.ID
+	}
+	return d
+}
+
+func (d *doc) version() *store.Version {
+	id := d.ID
+	if d.RID != "" {
+		id = d.RID
+	}
+	v := &store.Version{
+		Type: d.Type, ID: id, VersionID: d.V, LastUpdated: time.UnixMicro(d.TS).UTC(), Deleted: d.Del,
+		Method: d.Method, Hash: d.Hash, Patient: d.Patient, Security: d.Sec, Org: d.Org,
+		Author: d.Author, Keys: d.Keys,
+	}
+	if !d.Del {
+		v.JSON = []byte(d.JSON)
+	}
+	return v
+}
+
+// Read implements store.Store. The filter is exactly {_id: id}.
+func (s *Store) Read(ctx context.Context, typ, id string) (*store.Version, error) {
+	var d doc
+	err := s.db.Collection(curName(typ)).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
+	if err != nil {
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return nil, store.E("read", store.ErrNotFound, nil)
+		}
+		return nil, store.E("read", store.ErrUnavailable, err)
+	}
+	v := d.version()
+	if v.Deleted {
+		return v, store.E("read", store.ErrGone, nil)
+	}
+	return v, nil
+}
+
+// VRead implements store.Store. The filter is exactly {_id: "<id>/<vid>"}.
+func (s *Store) VRead(ctx context.Context, typ, id string, vid int64) (*store.Version, error) {
+	var d doc
+	err := s.db.Collection(histName(typ)).FindOne(ctx, bson.D{{Key: "_id", Value: histID(id, vid)}}).Decode(&d)
+	if err != nil {
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return nil, store.E("vread", store.ErrNotFound, nil)
+		}
+		return nil, store.E("vread", store.ErrUnavailable, err)
+	}
+	return d.version(), nil
+}
+
+// Put implements store.Store.
+func (s *Store) Put(ctx context.Context, v *store.Version) error {
+	if v.Type == "" || v.ID == "" || v.VersionID < 1 {
+		return store.E("put", store.ErrInvalid, nil)
+	}
+	hc, err := s.coll(ctx, histName(v.Type))
+	if err != nil {
+		return err
+	}
+	cc, err := s.coll(ctx, curName(v.Type))
+	if err != nil {
+		return err
+	}
+	if _, err := hc.InsertOne(ctx, toDoc(v, true)); err != nil {
+		if mongo.IsDuplicateKeyError(err) {
+			s.repair(ctx, v.Type, v.ID, v.VersionID)
+			return store.E("put", store.ErrConflict, nil)
+		}
+		return store.E("put", store.ErrUnavailable, err)
+	}
+	cur := toDoc(v, false)
+	if v.VersionID == 1 {
+		_, err = cc.InsertOne(ctx, cur)
+		if mongo.IsDuplicateKeyError(err) {
+			// A current document exists without version 1 in history:
+			// only possible after a manual repair; replace it.
+			_, err = cc.ReplaceOne(ctx, bson.D{{Key: "_id", Value: v.ID}}, cur)
+		}
+	} else {
+		_, err = cc.ReplaceOne(ctx, bson.D{{Key: "_id", Value: v.ID}}, cur, options.Replace().SetUpsert(true))
+	}
+	if err != nil {
+		return store.E("put", store.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// repair rolls the current document forward when history holds a version
+// newer than it that is older than the grace period (a writer died between
+// its two steps).
+func (s *Store) repair(ctx context.Context, typ, id string, vid int64) {
+	h, err := s.VRead(ctx, typ, id, vid)
+	if err != nil || time.Since(h.LastUpdated) < RollForwardGrace {
+		return
+	}
+	cur, err := s.Read(ctx, typ, id)
+	if err != nil && !errors.Is(err, store.ErrGone) && !errors.Is(err, store.ErrNotFound) {
+		return
+	}
+	if cur != nil && cur.VersionID >= vid {
+		return
+	}
+	// Roll forward to the newest orphaned version.
+	for {
+		next, err := s.VRead(ctx, typ, id, h.VersionID+1)
+		if err != nil {
+			break
+		}
+		h = next
+	}
+	filter := bson.D{{Key: "_id", Value: id}, {Key: "v", Value: bson.D{{Key: "$lt", Value: h.VersionID}}}}
+	if cur == nil {
+		_, _ = s.db.Collection(curName(typ)).InsertOne(ctx, toDoc(h, false))
+		return
+	}
+	_, _ = s.db.Collection(curName(typ)).ReplaceOne(ctx, filter, toDoc(h, false))
+}
+
+// History implements store.Store.
+func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]*store.Version, error) {
+	types := []string{q.Type}
+	if q.Type == "" {
+		var err error
+		if types, err = s.historyTypes(ctx); err != nil {
+			return nil, err
+		}
+	}
+	var all []*store.Version
+	for _, t := range types {
+		vs, err := s.historyOf(ctx, t, q)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, vs...)
+	}
+	sort.Slice(all, func(i, j int) bool { return newer(all[i], all[j]) })
+	if q.Limit > 0 && len(all) > q.Limit {
+		all = all[:q.Limit]
+	}
+	return all, nil
+}
+
+// newer orders versions newest first: lastUpdated, then type, id, version.
+func newer(a, b *store.Version) bool {
+	return cursorLess(cursorOf(b), cursorOf(a))
+}
+
+func cursorOf(v *store.Version) store.Cursor {
+	return store.Cursor{LastUpdated: v.LastUpdated, Type: v.Type, ID: v.ID, VersionID: v.VersionID}
+}
+
+// cursorLess reports whether a sorts before b in ascending order.
+func cursorLess(a, b store.Cursor) bool {
+	if !a.LastUpdated.Equal(b.LastUpdated) {
+		return a.LastUpdated.Before(b.LastUpdated)
+	}
+	if a.Type != b.Type {
+		return a.Type < b.Type
+	}
+	if a.ID != b.ID {
+		return a.ID < b.ID
+	}
+	return a.VersionID < b.VersionID
+}
+
+func (s *Store) historyFilter(typ string, q store.HistoryQuery) bson.D {
+	f := bson.D{}
+	if q.ID != "" {
+		f = append(f, bson.E{Key: "id", Value: q.ID})
+	}
+	ts := bson.D{}
+	if !q.Since.IsZero() {
+		ts = append(ts, bson.E{Key: "$gte", Value: q.Since.UnixMicro()})
+	}
+	if q.Before != nil {
+		// Versions at the cursor's instant are filtered exactly in Go.
+		ts = append(ts, bson.E{Key: "$lte", Value: q.Before.LastUpdated.UnixMicro()})
+	}
+	if len(ts) > 0 {
+		f = append(f, bson.E{Key: "ts", Value: ts})
+	}
+	return f
+}
+
+func (s *Store) historyOf(ctx context.Context, typ string, q store.HistoryQuery) ([]*store.Version, error) {
+	limit := int64(0)
+	if q.Limit > 0 {
+		// Extra rows cover versions sharing the cursor's instant.
+		limit = int64(q.Limit) + 16
+	}
+	var out []*store.Version
+	for {
+		fo := options.Find().SetSort(bson.D{{Key: "ts", Value: -1}, {Key: "_id", Value: -1}})
+		if limit > 0 {
+			fo.SetLimit(limit)
+		}
+		cur, err := s.db.Collection(histName(typ)).Find(ctx, s.historyFilter(typ, q), fo)
+		if err != nil {
+			return nil, store.E("history", store.ErrUnavailable, err)
+		}
+		var docs []doc
+		if err := cur.All(ctx, &docs); err != nil {
+			return nil, store.E("history", store.ErrUnavailable, err)
+		}
+		out = out[:0]
+		for i := range docs {
+			v := docs[i].version()
+			if q.Before != nil && !cursorLess(cursorOf(v), *q.Before) {
+				continue
+			}
+			out = append(out, v)
+		}
+		if limit == 0 || len(out) >= q.Limit || int64(len(docs)) < limit {
+			return out, nil
+		}
+		// Many versions at the cursor's instant: fetch without limit.
+		limit = 0
+	}
+}
+
+func (s *Store) historyTypes(ctx context.Context) ([]string, error) {
+	names, err := s.db.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return nil, store.E("history", store.ErrUnavailable, err)
+	}
+	var types []string
+	for _, n := range names {
+		if t, ok := strings.CutPrefix(n, "h_"); ok {
+			types = append(types, t)
+		}
+	}
+	sort.Strings(types)
+	return types, nil
+}
+
+// CountHistory implements store.Store.
+func (s *Store) CountHistory(ctx context.Context, q store.HistoryQuery) (int64, error) {
+	types := []string{q.Type}
+	if q.Type == "" {
+		var err error
+		if types, err = s.historyTypes(ctx); err != nil {
+			return 0, err
+		}
+	}
+	q.Before = nil
+	var n int64
+	for _, t := range types {
+		c, err := s.db.Collection(histName(t)).CountDocuments(ctx, s.historyFilter(t, q))
+		if err != nil {
+			return 0, store.E("count history", store.ErrUnavailable, err)
+		}
+		n += c
+	}
+	return n, nil
+}
+
+// Find implements store.Store.
+func (s *Store) Find(ctx context.Context, q store.Query) ([]*store.Version, error) {
+	f := bson.D{}
+	for _, c := range q.Conditions {
+		key := "k." + c.Key
+		if c.Key == "_id" {
+			key = "_id"
+		}
+		if len(c.Values) == 1 {
+			f = append(f, bson.E{Key: key, Value: c.Values[0]})
+		} else {
+			f = append(f, bson.E{Key: key, Value: bson.D{{Key: "$in", Value: c.Values}}})
+		}
+	}
+	// A single _id condition: fetch by the fast path, filter in Go.
+	if len(f) == 1 && f[0].Key == "_id" {
+		if id, ok := f[0].Value.(string); ok {
+			v, err := s.Read(ctx, q.Type, id)
+			switch {
+			case err == nil:
+				return []*store.Version{v}, nil
+			case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrGone):
+				return nil, nil
+			default:
+				return nil, err
+			}
+		}
+	}
+	f = append(f, bson.E{Key: "del", Value: false})
+	fo := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}})
+	if q.Limit > 0 {
+		fo.SetLimit(int64(q.Limit))
+	}
+	cur, err := s.db.Collection(curName(q.Type)).Find(ctx, f, fo)
+	if err != nil {
+		return nil, store.E("find", store.ErrUnavailable, err)
+	}
+	var docs []doc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, store.E("find", store.ErrUnavailable, err)
+	}
+	out := make([]*store.Version, len(docs))
+	for i := range docs {
+		out[i] = docs[i].version()
+	}
+	return out, nil
+}
+
+// Claim implements store.Store.
+func (s *Store) Claim(ctx context.Context, key, value string) (string, error) {
+	c, err := s.coll(ctx, claimsName)
+	if err != nil {
+		return "", err
+	}
+	for range 3 {
+		_, err = c.InsertOne(ctx, bson.D{{Key: "_id", Value: key}, {Key: "v", Value: value}})
+		if err == nil {
+			return "", nil
+		}
+		if !mongo.IsDuplicateKeyError(err) {
+			return "", store.E("claim", store.ErrUnavailable, err)
+		}
+		var held struct {
+			V string `bson:"v"`
+		}
+		err = c.FindOne(ctx, bson.D{{Key: "_id", Value: key}}).Decode(&held)
+		if err == nil {
+			return held.V, nil
+		}
+		if !errors.Is(err, mongo.ErrNoDocuments) {
+			return "", store.E("claim", store.ErrUnavailable, err)
+		}
+		// released in between: try again
+	}
+	return "", store.E("claim", store.ErrConflict, nil)
+}
+
+// Release implements store.Store.
+func (s *Store) Release(ctx context.Context, key, value string) error {
+	_, err := s.db.Collection(claimsName).DeleteOne(ctx, bson.D{{Key: "_id", Value: key}, {Key: "v", Value: value}})
+	if err != nil {
+		return store.E("release", store.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Ping implements store.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err(); err != nil {
+		return store.E("ping", store.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Close implements store.Store.
+func (s *Store) Close(ctx context.Context) error {
+	if !s.owned {
+		return nil
+	}
+	return s.client.Disconnect(ctx)
+}

@@ -1,0 +1,330 @@
+// Package storetest is the conformance suite every store.Store
+// implementation must pass. It runs against the embedded engine in
+// `go test ./...` and against MongoDB when DOSSIER_TEST_MONGO_URI is set.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dossier-fhir/dossier/store"
+)
+
+// Factory returns an empty store for one test.
+type Factory func(t *testing.T) store.Store
+
+func ver(typ, id string, vid int64, ts time.Time, body string) *store.Version {
+	return &store.Version{
+		Type: typ, ID: id, VersionID: vid, LastUpdated: ts.UTC().Truncate(time.Microsecond),
+		Method: "PUT", JSON: []byte(body), Hash: fmt.Sprintf("h%d", vid),
+	}
+}
+
+// Run runs every conformance test.
+func Run(t *testing.T, newStore Factory) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, store.Store)
+	}{
+		{"PutRead", testPutRead},
+		{"ConflictOnSameVersion", testConflict},
+		{"ConcurrentWritersOneWins", testConcurrent},
+		{"DeleteMarker", testDelete},
+		{"HistoryOrderAndPaging", testHistory},
+		{"Find", testFind},
+		{"Claim", testClaim},
+		{"DecimalPrecisionKept", testDecimal},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.fn(t, newStore(t))
+		})
+	}
+}
+
+func testPutRead(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if _, err := s.Read(ctx, "Patient", "p1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("read missing: got %v, want ErrNotFound", err)
+	}
+	now := time.Now()
+	v1 := ver("Patient", "p1", 1, now, `{"resourceType":"Patient","id":"p1"}`)
+	v1.Patient, v1.Security, v1.Org, v1.Author = "p1", []string{"s|N"}, "org1", "sub1"
+	v1.Keys = map[string][]string{"identifier": {"sys|1", "1"}}
+	if err := s.Put(ctx, v1); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Read(ctx, "Patient", "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.JSON) != string(v1.JSON) || got.VersionID != 1 || !got.LastUpdated.Equal(v1.LastUpdated) ||
+		got.Patient != "p1" || got.Org != "org1" || got.Author != "sub1" || len(got.Security) != 1 ||
+		got.Hash != "h1" || got.Method != "PUT" || got.Type != "Patient" || got.ID != "p1" {
+		t.Fatalf("read back %+v", got)
+	}
+	v2 := ver("Patient", "p1", 2, now.Add(time.Millisecond), `{"resourceType":"Patient","id":"p1","active":true}`)
+	if err := s.Put(ctx, v2); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.Read(ctx, "Patient", "p1")
+	if err != nil || got.VersionID != 2 {
+		t.Fatalf("after update: %v %+v", err, got)
+	}
+	old, err := s.VRead(ctx, "Patient", "p1", 1)
+	if err != nil || string(old.JSON) != string(v1.JSON) || old.ID != "p1" {
+		t.Fatalf("vread 1: %v %+v", err, old)
+	}
+	if _, err := s.VRead(ctx, "Patient", "p1", 3); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("vread 3: %v", err)
+	}
+	if _, err := s.Read(ctx, "Observation", "p1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("other type: %v", err)
+	}
+}
+
+func testConflict(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := time.Now()
+	if err := s.Put(ctx, ver("Patient", "c", 1, now, `{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, ver("Patient", "c", 1, now, `{"x":1}`)); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second create: %v, want ErrConflict", err)
+	}
+	got, _ := s.Read(ctx, "Patient", "c")
+	if string(got.JSON) != `{}` {
+		t.Fatalf("loser changed the resource: %s", got.JSON)
+	}
+}
+
+func testConcurrent(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := time.Now()
+	if err := s.Put(ctx, ver("Patient", "cc", 1, now, `{}`)); err != nil {
+		t.Fatal(err)
+	}
+	const n = 16
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.Put(ctx, ver("Patient", "cc", 2, now.Add(time.Second), fmt.Sprintf(`{"w":%d}`, i)))
+		}()
+	}
+	wg.Wait()
+	wins := 0
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			wins++
+			winner = i
+		case errors.Is(err, store.ErrConflict):
+		default:
+			t.Fatalf("writer %d: %v", i, err)
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%d writers won version 2, want exactly 1", wins)
+	}
+	got, _ := s.Read(ctx, "Patient", "cc")
+	if string(got.JSON) != fmt.Sprintf(`{"w":%d}`, winner) {
+		t.Fatalf("current %s is not the winner's %d", got.JSON, winner)
+	}
+}
+
+func testDelete(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := time.Now()
+	_ = s.Put(ctx, ver("Patient", "d", 1, now, `{}`))
+	del := &store.Version{Type: "Patient", ID: "d", VersionID: 2, LastUpdated: now.Add(time.Second).Truncate(time.Microsecond), Deleted: true, Method: "DELETE"}
+	if err := s.Put(ctx, del); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Read(ctx, "Patient", "d")
+	if !errors.Is(err, store.ErrGone) || got == nil || got.VersionID != 2 || !got.Deleted || got.JSON != nil {
+		t.Fatalf("read deleted: %v %+v", err, got)
+	}
+	if found, _ := s.Find(ctx, store.Query{Type: "Patient", Conditions: []store.Condition{{Key: "_id", Values: []string{"d"}}}}); len(found) != 0 {
+		t.Fatalf("find returned a deleted resource")
+	}
+	if err := s.Put(ctx, ver("Patient", "d", 3, now.Add(2*time.Second), `{"back":true}`)); err != nil {
+		t.Fatalf("recreate after delete: %v", err)
+	}
+}
+
+func testHistory(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	base := time.Now().Add(-time.Hour).Truncate(time.Microsecond)
+	// 3 versions of Patient/a, 2 of Patient/b, 1 of Observation/o; two share an instant.
+	writes := []*store.Version{
+		ver("Patient", "a", 1, base, `{"a":1}`),
+		ver("Patient", "b", 1, base.Add(1*time.Second), `{"b":1}`),
+		ver("Patient", "a", 2, base.Add(2*time.Second), `{"a":2}`),
+		ver("Observation", "o", 1, base.Add(2*time.Second), `{"o":1}`),
+		ver("Patient", "b", 2, base.Add(3*time.Second), `{"b":2}`),
+		ver("Patient", "a", 3, base.Add(4*time.Second), `{"a":3}`),
+	}
+	for _, w := range writes {
+		if err := s.Put(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := func(vs []*store.Version) []string {
+		var out []string
+		for _, v := range vs {
+			out = append(out, fmt.Sprintf("%s/%s/%d", v.Type, v.ID, v.VersionID))
+		}
+		return out
+	}
+	check := func(name string, q store.HistoryQuery, want ...string) {
+		t.Helper()
+		got, err := s.History(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(key(got)) != fmt.Sprint(want) {
+			t.Errorf("%s: got %v, want %v", name, key(got), want)
+		}
+		if q.Before == nil && q.Limit == 0 {
+			n, err := s.CountHistory(ctx, q)
+			if err != nil || n != int64(len(want)) {
+				t.Errorf("%s: count %d (%v), want %d", name, n, err, len(want))
+			}
+		}
+	}
+	check("instance", store.HistoryQuery{Type: "Patient", ID: "a"}, "Patient/a/3", "Patient/a/2", "Patient/a/1")
+	check("type", store.HistoryQuery{Type: "Patient"}, "Patient/a/3", "Patient/b/2", "Patient/a/2", "Patient/b/1", "Patient/a/1")
+	check("system", store.HistoryQuery{}, "Patient/a/3", "Patient/b/2", "Patient/a/2", "Observation/o/1", "Patient/b/1", "Patient/a/1")
+	check("since", store.HistoryQuery{Since: base.Add(2 * time.Second)}, "Patient/a/3", "Patient/b/2", "Patient/a/2", "Observation/o/1")
+	// Page through system history 2 at a time while a write lands.
+	var all []string
+	var cur *store.Cursor
+	for page := 0; page < 10; page++ {
+		vs, err := s.History(ctx, store.HistoryQuery{Before: cur, Limit: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(vs) == 0 {
+			break
+		}
+		all = append(all, key(vs)...)
+		last := vs[len(vs)-1]
+		cur = &store.Cursor{LastUpdated: last.LastUpdated, Type: last.Type, ID: last.ID, VersionID: last.VersionID}
+		if page == 0 {
+			if err := s.Put(ctx, ver("Patient", "b", 3, time.Now(), `{"b":3}`)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want := []string{"Patient/a/3", "Patient/b/2", "Patient/a/2", "Observation/o/1", "Patient/b/1", "Patient/a/1"}
+	if fmt.Sprint(all) != fmt.Sprint(want) {
+		t.Errorf("paged: got %v, want %v", all, want)
+	}
+}
+
+func testFind(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := time.Now()
+	for i, ids := range [][]string{{"sys|1", "1"}, {"sys|2", "2"}, {"other|1", "1"}} {
+		v := ver("Patient", fmt.Sprintf("f%d", i), 1, now, `{}`)
+		v.Keys = map[string][]string{"identifier": ids}
+		if err := s.Put(ctx, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func(q store.Query) []string {
+		vs, err := s.Find(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, v := range vs {
+			out = append(out, v.ID)
+		}
+		return out
+	}
+	cases := []struct {
+		conds []store.Condition
+		want  string
+	}{
+		{[]store.Condition{{Key: "identifier", Values: []string{"sys|1"}}}, "[f0]"},
+		{[]store.Condition{{Key: "identifier", Values: []string{"1"}}}, "[f0 f2]"},
+		{[]store.Condition{{Key: "identifier", Values: []string{"sys|1", "sys|2"}}}, "[f0 f1]"},
+		{[]store.Condition{{Key: "identifier", Values: []string{"1"}}, {Key: "_id", Values: []string{"f2"}}}, "[f2]"},
+		{[]store.Condition{{Key: "_id", Values: []string{"f1"}}}, "[f1]"},
+		{[]store.Condition{{Key: "identifier", Values: []string{"nope"}}}, "[]"},
+	}
+	for _, c := range cases {
+		if got := fmt.Sprint(ids(store.Query{Type: "Patient", Conditions: c.conds})); got != c.want {
+			t.Errorf("%v: got %s, want %s", c.conds, got, c.want)
+		}
+	}
+	if got := ids(store.Query{Type: "Encounter"}); len(got) != 0 {
+		t.Errorf("empty type: %v", got)
+	}
+}
+
+func testClaim(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const n = 12
+	var wg sync.WaitGroup
+	holders := make([]string, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			holders[i], errs[i] = s.Claim(ctx, "k", fmt.Sprintf("v%d", i))
+		}()
+	}
+	wg.Wait()
+	winners := 0
+	var winner string
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if holders[i] == "" {
+			winners++
+			winner = fmt.Sprintf("v%d", i)
+		}
+	}
+	if winners != 1 {
+		t.Fatalf("%d claims won, want 1", winners)
+	}
+	for i := range n {
+		if holders[i] != "" && holders[i] != winner {
+			t.Fatalf("loser saw holder %q, want %q", holders[i], winner)
+		}
+	}
+	if err := s.Release(ctx, "k", "not-the-holder"); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := s.Claim(ctx, "k", "x"); h != winner {
+		t.Fatalf("release by non-holder freed the key")
+	}
+	_ = s.Release(ctx, "k", winner)
+	if h, _ := s.Claim(ctx, "k", "x"); h != "" {
+		t.Fatalf("key still held after release")
+	}
+}
+
+func testDecimal(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	body := `{"resourceType":"Observation","id":"dec","valueQuantity":{"value":1.50000000000000000001}}`
+	if err := s.Put(ctx, ver("Observation", "dec", 1, time.Now(), body)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Read(ctx, "Observation", "dec")
+	if err != nil || string(got.JSON) != body {
+		t.Fatalf("decimal changed: %s", got.JSON)
+	}
+}
