@@ -19,21 +19,21 @@ type Kind int
 
 // Kinds of error.
 const (
-	Internal Kind = iota
-	Invalid                 // 400: malformed request or resource
-	Unauthenticated         // 401
-	Forbidden               // 403
-	NotFound                // 404
-	MethodNotAllowed        // 405
-	NotAcceptable           // 406
-	Conflict                // 409
-	Gone                    // 410
-	PreconditionFailed      // 412
-	TooLarge                // 413
-	UnsupportedMediaType    // 415
-	Unprocessable           // 422: valid FHIR but breaks a business rule
-	Unavailable             // 503
-	NotImplemented          // 501
+	Internal             Kind = iota
+	Invalid                   // 400: malformed request or resource
+	Unauthenticated           // 401
+	Forbidden                 // 403
+	NotFound                  // 404
+	MethodNotAllowed          // 405
+	NotAcceptable             // 406
+	Conflict                  // 409
+	Gone                      // 410
+	PreconditionFailed        // 412
+	TooLarge                  // 413
+	UnsupportedMediaType      // 415
+	Unprocessable             // 422: valid FHIR but breaks a business rule
+	Unavailable               // 503
+	NotImplemented            // 501
 )
 
 // Issue is one OperationOutcome.issue.
@@ -108,7 +108,6 @@ func JSON(issues []Issue) []byte {
 func Info(msg string) []Issue {
 	return []Issue{{Severity: "information", Code: "informational", Diagnostics: msg}}
 }
-
 
 // WithExpression sets the expression of every issue.
 func (e *Error) WithExpression(expr ...string) *Error {
