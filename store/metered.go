@@ -110,3 +110,11 @@ func (m *Metered) Ping(ctx context.Context) error {
 	m.done("ping", t, err)
 	return err
 }
+
+// Commit implements Store.
+func (m *Metered) Commit(ctx context.Context, vs []*Version) error {
+	t := time.Now()
+	err := m.Store.Commit(ctx, vs)
+	m.done("commit", t, err)
+	return err
+}

@@ -142,6 +142,11 @@ type Store interface {
 	// current version + 1 (1 for a new resource); when another writer got
 	// there first it returns ErrConflict and stores nothing.
 	Put(ctx context.Context, v *Version) error
+	// Commit stores several versions atomically: either all of them
+	// become current or none does, for readers and across a crash. Each
+	// version follows the rule of Put (VersionID = current + 1), and a
+	// resource appears at most once. ErrConflict when any loses a race.
+	Commit(ctx context.Context, vs []*Version) error
 	// History lists versions newest first.
 	History(ctx context.Context, q HistoryQuery) ([]*Version, error)
 	// Count counts versions matching the history query (ignoring Before/Limit).

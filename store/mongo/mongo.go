@@ -27,6 +27,8 @@ package mongo
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -67,6 +69,9 @@ type Store struct {
 
 	mu    sync.Mutex
 	ready map[string]bool
+
+	transactions bool // the deployment runs multi-document transactions
+	tx           txState
 }
 
 // Open connects to uri and uses database db.
@@ -82,12 +87,23 @@ func Open(ctx context.Context, uri, db string, o Options) (*Store, error) {
 		_ = client.Disconnect(context.Background())
 		return nil, err
 	}
+	s.transactions = s.supportsTransactions(ctx)
+	if err := s.recoverJournal(ctx); err != nil {
+		_ = client.Disconnect(context.Background())
+		return nil, err
+	}
 	return s, nil
 }
 
+// Transactions reports whether Commit uses engine transactions (true on a
+// replica set or sharded cluster) or the journal.
+func (s *Store) Transactions() bool { return s.transactions }
+
 // New wraps a connected client.
 func New(client *mongo.Client, db string, o Options) *Store {
-	return &Store{client: client, db: client.Database(db), opts: o, ready: map[string]bool{}}
+	s := &Store{client: client, db: client.Database(db), opts: o, ready: map[string]bool{}}
+	s.tx.init()
+	return s
 }
 
 // Client returns the driver client (benchmarks compare against it).
@@ -177,6 +193,7 @@ type doc struct {
 	Org     string              `bson:"o,omitempty"`
 	Author  string              `bson:"a,omitempty"`
 	Keys    map[string][]string `bson:"k,omitempty"`
+	Tx      string              `bson:"tx,omitempty"` // history: the journal commit that wrote it
 }
 
 func toDoc(v *store.Version, history bool) *doc {
@@ -210,6 +227,12 @@ func (d *doc) version() *store.Version {
 
 // Read implements store.Store. The filter is exactly {_id: id}.
 func (s *Store) Read(ctx context.Context, typ, id string) (*store.Version, error) {
+	if v := s.tx.overlaid(typ, id); v != nil {
+		if v.Deleted {
+			return v, store.E("read", store.ErrGone, nil)
+		}
+		return v, nil
+	}
 	var d doc
 	err := s.db.Collection(curName(typ)).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
 	if err != nil {
@@ -235,6 +258,9 @@ func (s *Store) VRead(ctx context.Context, typ, id string, vid int64) (*store.Ve
 		}
 		return nil, store.E("vread", store.ErrUnavailable, err)
 	}
+	if !s.txVisible(ctx, d.Tx) {
+		return nil, store.E("vread", store.ErrNotFound, nil)
+	}
 	return d.version(), nil
 }
 
@@ -251,6 +277,11 @@ func (s *Store) Put(ctx context.Context, v *store.Version) error {
 	if err != nil {
 		return err
 	}
+	unlock, err := s.lockKeys(ctx, []string{key(v.Type, v.ID)})
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if _, err := hc.InsertOne(ctx, toDoc(v, true)); err != nil {
 		if mongo.IsDuplicateKeyError(err) {
 			s.repair(ctx, v.Type, v.ID, v.VersionID)
@@ -279,8 +310,15 @@ func (s *Store) Put(ctx context.Context, v *store.Version) error {
 // newer than it that is older than the grace period (a writer died between
 // its two steps).
 func (s *Store) repair(ctx context.Context, typ, id string, vid int64) {
-	h, err := s.VRead(ctx, typ, id, vid)
-	if err != nil || time.Since(h.LastUpdated) < RollForwardGrace {
+	var hd doc
+	if err := s.db.Collection(histName(typ)).FindOne(ctx, bson.D{{Key: "_id", Value: histID(id, vid)}}).Decode(&hd); err != nil {
+		return
+	}
+	if hd.Tx != "" {
+		return // a journal commit's version: recovery owns it
+	}
+	h := hd.version()
+	if time.Since(h.LastUpdated) < RollForwardGrace {
 		return
 	}
 	cur, err := s.Read(ctx, typ, id)
@@ -394,6 +432,9 @@ func (s *Store) historyOf(ctx context.Context, typ string, q store.HistoryQuery)
 		}
 		out = out[:0]
 		for i := range docs {
+			if !s.txVisible(ctx, docs[i].Tx) {
+				continue
+			}
 			v := docs[i].version()
 			if q.Before != nil && !cursorLess(cursorOf(v), *q.Before) {
 				continue
@@ -485,11 +526,74 @@ func (s *Store) Find(ctx context.Context, q store.Query) ([]*store.Version, erro
 	if err := cur.All(ctx, &docs); err != nil {
 		return nil, store.E("find", store.ErrUnavailable, err)
 	}
-	out := make([]*store.Version, len(docs))
+	out := make([]*store.Version, 0, len(docs))
 	for i := range docs {
-		out[i] = docs[i].version()
+		out = append(out, docs[i].version())
 	}
-	return out, nil
+	return s.withOverlay(q, out), nil
+}
+
+// withOverlay makes a Find consistent with commits being applied: their
+// versions replace what the engine returned, and new matches are added.
+func (s *Store) withOverlay(q store.Query, found []*store.Version) []*store.Version {
+	s.tx.mu.RLock()
+	defer s.tx.mu.RUnlock()
+	if len(s.tx.overlay) == 0 {
+		return found
+	}
+	out := found[:0]
+	seen := map[string]bool{}
+	for _, v := range found {
+		k := key(v.Type, v.ID)
+		seen[k] = true
+		if p := s.tx.overlay[k]; p != nil {
+			v = p.v
+			if v.Deleted || !matches(v, q.Conditions) {
+				continue
+			}
+		}
+		out = append(out, v)
+	}
+	for k, p := range s.tx.overlay {
+		if !seen[k] && p.v.Type == q.Type && !p.v.Deleted && matches(p.v, q.Conditions) {
+			out = append(out, p.v)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	if q.Limit > 0 && len(out) > q.Limit {
+		out = out[:q.Limit]
+	}
+	return out
+}
+
+// matches evaluates query conditions on a version in memory.
+func matches(v *store.Version, conds []store.Condition) bool {
+	for _, c := range conds {
+		var have []string
+		if c.Key == "_id" {
+			have = []string{v.ID}
+		} else {
+			have = v.Keys[c.Key]
+		}
+		ok := false
+		for _, want := range c.Values {
+			for _, h := range have {
+				if h == want {
+					ok = true
+				}
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // Claim implements store.Store.

@@ -38,6 +38,9 @@ func Run(t *testing.T, newStore Factory) {
 		{"Find", testFind},
 		{"Claim", testClaim},
 		{"DecimalPrecisionKept", testDecimal},
+		{"Commit", testCommit},
+		{"CommitConflictStoresNothing", testCommitConflict},
+		{"CommitAtomicForReaders", testCommitReaders},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -326,5 +329,135 @@ func testDecimal(t *testing.T, s store.Store) {
 	got, err := s.Read(ctx, "Observation", "dec")
 	if err != nil || string(got.JSON) != body {
 		t.Fatalf("decimal changed: %s", got.JSON)
+	}
+}
+
+func testCommit(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := time.Now()
+	if err := s.Put(ctx, ver("Patient", "x", 1, now, `{"x":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	vs := []*store.Version{
+		ver("Patient", "x", 2, now.Add(time.Second), `{"x":2}`),
+		ver("Observation", "y", 1, now.Add(time.Second), `{"y":1}`),
+		{Type: "Patient", ID: "z", VersionID: 1, LastUpdated: now.Add(time.Second).Truncate(time.Microsecond), Method: "POST", JSON: []byte(`{"z":1}`),
+			Keys: map[string][]string{"identifier": {"s|z"}}},
+	}
+	if err := s.Commit(ctx, vs); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vs {
+		got, err := s.Read(ctx, v.Type, v.ID)
+		if err != nil || string(got.JSON) != string(v.JSON) || got.VersionID != v.VersionID {
+			t.Fatalf("%s/%s after commit: %v %+v", v.Type, v.ID, err, got)
+		}
+		if _, err := s.VRead(ctx, v.Type, v.ID, v.VersionID); err != nil {
+			t.Fatalf("vread %s/%s: %v", v.Type, v.ID, err)
+		}
+	}
+	found, err := s.Find(ctx, store.Query{Type: "Patient", Conditions: []store.Condition{{Key: "identifier", Values: []string{"s|z"}}}})
+	if err != nil || len(found) != 1 || found[0].ID != "z" {
+		t.Fatalf("find after commit: %v %v", err, found)
+	}
+	if err := s.Commit(ctx, []*store.Version{ver("Patient", "d", 1, now, `{}`), ver("Patient", "d", 2, now, `{}`)}); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("a resource twice in one commit: %v, want ErrInvalid", err)
+	}
+}
+
+func testCommitConflict(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := time.Now()
+	if err := s.Put(ctx, ver("Patient", "x", 1, now, `{"x":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	vs := []*store.Version{
+		ver("Patient", "y", 1, now, `{"y":1}`),
+		ver("Patient", "x", 1, now, `{"x":"loser"}`), // version 1 exists: conflict
+		ver("Observation", "z", 1, now, `{"z":1}`),
+	}
+	if err := s.Commit(ctx, vs); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("commit: %v, want ErrConflict", err)
+	}
+	for _, id := range []string{"y"} {
+		if _, err := s.Read(ctx, "Patient", id); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("Patient/%s visible after a failed commit: %v", id, err)
+		}
+		if _, err := s.VRead(ctx, "Patient", id, 1); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("Patient/%s history kept after a failed commit: %v", id, err)
+		}
+	}
+	if _, err := s.Read(ctx, "Observation", "z"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Observation/z visible after a failed commit: %v", err)
+	}
+	got, _ := s.Read(ctx, "Patient", "x")
+	if string(got.JSON) != `{"x":1}` || got.VersionID != 1 {
+		t.Fatalf("x changed: %s", got.JSON)
+	}
+	h, _ := s.History(ctx, store.HistoryQuery{})
+	if len(h) != 1 {
+		t.Fatalf("history holds %d versions, want 1", len(h))
+	}
+	// the same ids can be committed afterwards
+	vs[1] = ver("Patient", "x", 2, now.Add(time.Second), `{"x":2}`)
+	if err := s.Commit(ctx, vs); err != nil {
+		t.Fatalf("commit after rollback: %v", err)
+	}
+}
+
+// testCommitReaders: commits write the same counter into A and B; a reader
+// that sees counter n in A must then see at least n in B.
+func testCommitReaders(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := time.Now()
+	body := func(n int) []byte { return []byte(fmt.Sprintf(`{"n":%d}`, n)) }
+	if err := s.Commit(ctx, []*store.Version{ver("Patient", "A", 1, now, `{"n":1}`), ver("Patient", "B", 1, now, `{"n":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	const commits = 15
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var bad error
+	var mu sync.Mutex
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				a, err1 := s.Read(ctx, "Patient", "A")
+				b, err2 := s.Read(ctx, "Patient", "B")
+				if err1 != nil || err2 != nil {
+					mu.Lock()
+					bad = fmt.Errorf("read: %v %v", err1, err2)
+					mu.Unlock()
+					return
+				}
+				if b.VersionID < a.VersionID {
+					mu.Lock()
+					bad = fmt.Errorf("saw A at %d then B at %d: half a commit", a.VersionID, b.VersionID)
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	for i := 2; i <= commits; i++ {
+		ts := now.Add(time.Duration(i) * time.Second)
+		vs := []*store.Version{ver("Patient", "A", int64(i), ts, string(body(i))), ver("Patient", "B", int64(i), ts, string(body(i)))}
+		if err := s.Commit(ctx, vs); err != nil {
+			close(stop)
+			wg.Wait()
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if bad != nil {
+		t.Fatal(bad)
 	}
 }
