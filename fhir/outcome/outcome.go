@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 )
 
@@ -115,4 +116,40 @@ func (e *Error) WithExpression(expr ...string) *Error {
 		e.Issues[i].Expression = expr
 	}
 	return e
+}
+
+// HTTPStatus is the one switch from error kinds to HTTP statuses (the
+// REST error handler and bundle entry responses both use it).
+func (k Kind) HTTPStatus() int {
+	switch k {
+	case Invalid:
+		return http.StatusBadRequest
+	case Unauthenticated:
+		return http.StatusUnauthorized
+	case Forbidden:
+		return http.StatusForbidden
+	case NotFound:
+		return http.StatusNotFound
+	case MethodNotAllowed:
+		return http.StatusMethodNotAllowed
+	case NotAcceptable:
+		return http.StatusNotAcceptable
+	case Conflict:
+		return http.StatusConflict
+	case Gone:
+		return http.StatusGone
+	case PreconditionFailed:
+		return http.StatusPreconditionFailed
+	case TooLarge:
+		return http.StatusRequestEntityTooLarge
+	case UnsupportedMediaType:
+		return http.StatusUnsupportedMediaType
+	case Unprocessable:
+		return http.StatusUnprocessableEntity
+	case Unavailable:
+		return http.StatusServiceUnavailable
+	case NotImplemented:
+		return http.StatusNotImplemented
+	}
+	return http.StatusInternalServerError
 }

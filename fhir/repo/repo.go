@@ -321,40 +321,11 @@ func (r *Repo) Update(ctx context.Context, req *access.Requester, typ, id string
 func (r *Repo) write(ctx context.Context, req *access.Requester, typ, id string, ifMatch *int64, method string,
 	next func(cur *store.Version) (*resource.Parsed, error)) (Result, error) {
 	for attempt := 0; attempt < maxAttempts; attempt++ {
-		cur, err := r.st.Read(ctx, typ, id)
-		if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrGone) {
-			return Result{}, storeErr(err, typ, id)
+		res, err := r.PlanWrite(ctx, req, typ, id, ifMatch, method, next)
+		if err != nil || res.NoOp {
+			return res, err
 		}
-		if cur != nil && !r.policy.Visible(req, cur) {
-			return Result{}, notFound(typ, id)
-		}
-		live := cur != nil && !cur.Deleted
-		if ifMatch != nil && (!live || cur.VersionID != *ifMatch) {
-			return Result{}, outcome.New(outcome.PreconditionFailed, "conflict",
-				"If-Match does not match the current version of %s/%s", typ, id)
-		}
-		if method == "PATCH" && !live {
-			if cur == nil {
-				return Result{}, notFound(typ, id)
-			}
-			return Result{}, storeErr(store.ErrGone, typ, id)
-		}
-		p, err := next(cur)
-		if err != nil {
-			return Result{}, err
-		}
-		vid := int64(1)
-		if cur != nil {
-			vid = cur.VersionID + 1
-		}
-		v, err := r.build(req, p, id, vid, method, cur)
-		if err != nil {
-			return Result{}, err
-		}
-		if live && v.Hash == cur.Hash {
-			return Result{Version: cur, NoOp: true}, nil
-		}
-		err = r.st.Put(ctx, v)
+		err = r.st.Put(ctx, res.Version)
 		if errors.Is(err, store.ErrConflict) {
 			if ifMatch != nil {
 				return Result{}, outcome.New(outcome.PreconditionFailed, "conflict",
@@ -365,9 +336,115 @@ func (r *Repo) write(ctx context.Context, req *access.Requester, typ, id string,
 		if err != nil {
 			return Result{}, storeErr(err, typ, id)
 		}
-		return Result{Version: v, Created: !live}, nil
+		return res, nil
 	}
 	return Result{}, outcome.New(outcome.Conflict, "conflict", "too many concurrent writes on %s/%s", typ, id)
+}
+
+// PlanWrite reads the current version of typ/id and builds the next one
+// from next, without storing it. A Result with NoOp holds the current
+// version (the content is unchanged). Bundles commit planned versions
+// together; single writes Put them.
+func (r *Repo) PlanWrite(ctx context.Context, req *access.Requester, typ, id string, ifMatch *int64, method string,
+	next func(cur *store.Version) (*resource.Parsed, error)) (Result, error) {
+	cur, err := r.st.Read(ctx, typ, id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrGone) {
+		return Result{}, storeErr(err, typ, id)
+	}
+	if cur != nil && !r.policy.Visible(req, cur) {
+		return Result{}, notFound(typ, id)
+	}
+	live := cur != nil && !cur.Deleted
+	if ifMatch != nil && (!live || cur.VersionID != *ifMatch) {
+		return Result{}, outcome.New(outcome.PreconditionFailed, "conflict",
+			"If-Match does not match the current version of %s/%s", typ, id)
+	}
+	if method == "PATCH" && !live {
+		if cur == nil {
+			return Result{}, notFound(typ, id)
+		}
+		return Result{}, storeErr(store.ErrGone, typ, id)
+	}
+	p, err := next(cur)
+	if err != nil {
+		return Result{}, err
+	}
+	vid := int64(1)
+	if cur != nil {
+		vid = cur.VersionID + 1
+	}
+	v, err := r.build(req, p, id, vid, method, cur)
+	if err != nil {
+		return Result{}, err
+	}
+	if live && v.Hash == cur.Hash {
+		return Result{Version: cur, NoOp: true}, nil
+	}
+	return Result{Version: v, Created: !live}, nil
+}
+
+// PlanCreate builds version 1 of a new resource with the given id.
+func (r *Repo) PlanCreate(req *access.Requester, p *resource.Parsed, id string) (Result, error) {
+	v, err := r.build(req, p, id, 1, "POST", nil)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Version: v, Created: true}, nil
+}
+
+// PlanDelete builds the delete marker of typ/id; NoOp when there is
+// nothing to delete.
+func (r *Repo) PlanDelete(ctx context.Context, req *access.Requester, typ, id string, ifMatch *int64) (Result, error) {
+	cur, err := r.st.Read(ctx, typ, id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrGone) {
+		return Result{}, storeErr(err, typ, id)
+	}
+	if cur != nil && !r.policy.Visible(req, cur) {
+		cur = nil // hidden: behaves as absent
+	}
+	live := cur != nil && !cur.Deleted
+	if ifMatch != nil && (!live || cur.VersionID != *ifMatch) {
+		return Result{}, outcome.New(outcome.PreconditionFailed, "conflict",
+			"If-Match does not match the current version of %s/%s", typ, id)
+	}
+	if !live {
+		return Result{Version: cur, NoOp: true}, nil
+	}
+	ts := r.now().UTC().Truncate(time.Microsecond)
+	if !ts.After(cur.LastUpdated) {
+		ts = cur.LastUpdated.Add(time.Microsecond)
+	}
+	v := &store.Version{
+		Type: typ, ID: id, VersionID: cur.VersionID + 1, LastUpdated: ts, Deleted: true, Method: "DELETE",
+		Patient: cur.Patient, Security: cur.Security, Org: cur.Org,
+	}
+	if req != nil {
+		v.Author = req.Subject
+		if req.Org != "" {
+			v.Org = req.Org
+		}
+	}
+	return Result{Version: v}, nil
+}
+
+// Commit stores planned versions atomically.
+func (r *Repo) Commit(ctx context.Context, vs []*store.Version) error {
+	if err := r.st.Commit(ctx, vs); err != nil {
+		return storeErr(err, "", "")
+	}
+	return nil
+}
+
+// Policy returns the access policy (bundles check each entry with it).
+func (r *Repo) Policy() access.Policy { return r.policy }
+
+// Parser returns the resource parser.
+func (r *Repo) Parser() *resource.Parser { return r.parser }
+
+// Find returns current resources matching crit that req may see, at most
+// limit (0: all).
+func (r *Repo) Find(ctx context.Context, req *access.Requester, crit Criteria, limit int) ([]*store.Version, error) {
+	return r.find(ctx, req, crit, limit)
 }
 
 // ConditionalUpdate updates the one resource matching criteria, creates
@@ -421,7 +498,13 @@ func (r *Repo) Patch(ctx context.Context, req *access.Requester, typ, id string,
 	if err := r.policy.Allow(req, access.Patch, typ); err != nil {
 		return Result{}, err
 	}
-	return r.write(ctx, req, typ, id, ifMatch, "PATCH", func(cur *store.Version) (*resource.Parsed, error) {
+	return r.write(ctx, req, typ, id, ifMatch, "PATCH", r.PatchContent(typ, id, patch))
+}
+
+// PatchContent returns the content function of a JSON Patch write: the
+// patch applied to the current version, validated again.
+func (r *Repo) PatchContent(typ, id string, patch []byte) func(cur *store.Version) (*resource.Parsed, error) {
+	return func(cur *store.Version) (*resource.Parsed, error) {
 		out, err := jsonpatch.Apply(cur.JSON, patch)
 		if err != nil {
 			return nil, outcome.Wrap(err, outcome.Invalid, "processing", "the JSON Patch cannot be applied: %v", err)
@@ -439,7 +522,7 @@ func (r *Repo) Patch(ctx context.Context, req *access.Requester, typ, id string,
 			return nil, outcome.New(outcome.Invalid, "processing", "a patch may not change resourceType or id")
 		}
 		return p, nil
-	})
+	}
 }
 
 // Delete deletes typ/id logically: a delete marker becomes the current
@@ -452,36 +535,11 @@ func (r *Repo) Delete(ctx context.Context, req *access.Requester, typ, id string
 		return Result{}, err
 	}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
-		cur, err := r.st.Read(ctx, typ, id)
-		if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrGone) {
-			return Result{}, storeErr(err, typ, id)
+		res, err := r.PlanDelete(ctx, req, typ, id, ifMatch)
+		if err != nil || res.NoOp {
+			return res, err
 		}
-		if cur != nil && !r.policy.Visible(req, cur) {
-			cur = nil // hidden: behaves as absent
-		}
-		live := cur != nil && !cur.Deleted
-		if ifMatch != nil && (!live || cur.VersionID != *ifMatch) {
-			return Result{}, outcome.New(outcome.PreconditionFailed, "conflict",
-				"If-Match does not match the current version of %s/%s", typ, id)
-		}
-		if !live {
-			return Result{Version: cur, NoOp: true}, nil
-		}
-		ts := r.now().UTC().Truncate(time.Microsecond)
-		if !ts.After(cur.LastUpdated) {
-			ts = cur.LastUpdated.Add(time.Microsecond)
-		}
-		v := &store.Version{
-			Type: typ, ID: id, VersionID: cur.VersionID + 1, LastUpdated: ts, Deleted: true, Method: "DELETE",
-			Patient: cur.Patient, Security: cur.Security, Org: cur.Org,
-		}
-		if req != nil {
-			v.Author = req.Subject
-			if req.Org != "" {
-				v.Org = req.Org
-			}
-		}
-		err = r.st.Put(ctx, v)
+		err = r.st.Put(ctx, res.Version)
 		if errors.Is(err, store.ErrConflict) {
 			if ifMatch != nil {
 				return Result{}, outcome.New(outcome.PreconditionFailed, "conflict", "%s/%s was changed by another request", typ, id)
@@ -491,7 +549,7 @@ func (r *Repo) Delete(ctx context.Context, req *access.Requester, typ, id string
 		if err != nil {
 			return Result{}, storeErr(err, typ, id)
 		}
-		return Result{Version: v}, nil
+		return res, nil
 	}
 	return Result{}, outcome.New(outcome.Conflict, "conflict", "too many concurrent writes on %s/%s", typ, id)
 }

@@ -96,3 +96,27 @@ func TestExtract(t *testing.T) {
 		t.Errorf("keys %s", got)
 	}
 }
+
+func TestRewriteReferences(t *testing.T) {
+	in := `{"resourceType":"Observation","valueQuantity":{"value":1.10},"subject":{"reference":"urn:uuid:1"},"performer":[{"reference":"Practitioner?identifier=a|b"},{"reference":"Practitioner/x"}],"contained":[{"resourceType":"Patient","link":[{"other":{"reference":"urn:uuid:1"}}]}]}`
+	out, err := RewriteReferences([]byte(in), func(ref string) (string, error) {
+		switch ref {
+		case "urn:uuid:1":
+			return "Patient/p1", nil
+		case "Practitioner?identifier=a|b":
+			return "Practitioner/pr", nil
+		}
+		return ref, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"resourceType":"Observation","valueQuantity":{"value":1.10},"subject":{"reference":"Patient/p1"},"performer":[{"reference":"Practitioner/pr"},{"reference":"Practitioner/x"}],"contained":[{"resourceType":"Patient","link":[{"other":{"reference":"Patient/p1"}}]}]}`
+	if string(out) != want {
+		t.Fatalf("got  %s\nwant %s", out, want)
+	}
+	same, _ := RewriteReferences([]byte(in), func(ref string) (string, error) { return ref, nil })
+	if string(same) != in {
+		t.Fatal("unchanged input was rewritten")
+	}
+}

@@ -14,7 +14,7 @@ import (
 	"github.com/dossier-fhir/dossier/store"
 )
 
-type bundle struct {
+type bundleJSON struct {
 	ResourceType string       `json:"resourceType"`
 	ID           string       `json:"id,omitempty"`
 	Meta         *bundleMeta  `json:"meta,omitempty"`
@@ -57,8 +57,8 @@ type entryResponse struct {
 	LastModified string `json:"lastModified,omitempty"`
 }
 
-func newBundle(typ string) *bundle {
-	return &bundle{
+func newBundle(typ string) *bundleJSON {
+	return &bundleJSON{
 		ResourceType: "Bundle", ID: newBundleID(), Type: typ,
 		Meta: &bundleMeta{LastUpdated: resource.Instant(time.Now())},
 	}

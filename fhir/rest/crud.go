@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/dossier-fhir/dossier/fhir/bundle"
 	"github.com/dossier-fhir/dossier/fhir/outcome"
 	"github.com/dossier-fhir/dossier/fhir/repo"
 	"github.com/dossier-fhir/dossier/store"
@@ -259,8 +260,19 @@ func prefer(c echo.Context) string {
 	return ""
 }
 
-func (s *Server) notImplementedBundle(c echo.Context) error {
-	return outcome.New(outcome.NotImplemented, "not-supported", "batch and transaction bundles are not implemented yet")
+// bundle runs a batch or transaction Bundle posted to the base.
+func (s *Server) transactionOrBatch(c echo.Context) error {
+	body, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	out, err := s.bundles.Process(c.Request().Context(), requester(c), body, bundle.Options{
+		Base: s.base(c), Representation: prefer(c) == "representation",
+	})
+	if err != nil {
+		return err
+	}
+	return c.Blob(http.StatusOK, fhirJSON, out)
 }
 
 func (s *Server) notImplementedSystemSearch(c echo.Context) error {

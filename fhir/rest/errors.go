@@ -11,41 +11,6 @@ import (
 	"github.com/dossier-fhir/dossier/store"
 )
 
-// status is the one switch from error kinds to HTTP statuses.
-func status(k outcome.Kind) int {
-	switch k {
-	case outcome.Invalid:
-		return http.StatusBadRequest
-	case outcome.Unauthenticated:
-		return http.StatusUnauthorized
-	case outcome.Forbidden:
-		return http.StatusForbidden
-	case outcome.NotFound:
-		return http.StatusNotFound
-	case outcome.MethodNotAllowed:
-		return http.StatusMethodNotAllowed
-	case outcome.NotAcceptable:
-		return http.StatusNotAcceptable
-	case outcome.Conflict:
-		return http.StatusConflict
-	case outcome.Gone:
-		return http.StatusGone
-	case outcome.PreconditionFailed:
-		return http.StatusPreconditionFailed
-	case outcome.TooLarge:
-		return http.StatusRequestEntityTooLarge
-	case outcome.UnsupportedMediaType:
-		return http.StatusUnsupportedMediaType
-	case outcome.Unprocessable:
-		return http.StatusUnprocessableEntity
-	case outcome.Unavailable:
-		return http.StatusServiceUnavailable
-	case outcome.NotImplemented:
-		return http.StatusNotImplemented
-	}
-	return http.StatusInternalServerError
-}
-
 // toOutcome converts any error to an *outcome.Error.
 func toOutcome(err error) *outcome.Error {
 	var oe *outcome.Error
@@ -88,7 +53,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		return
 	}
 	oe := toOutcome(err)
-	code := status(oe.Kind)
+	code := oe.Kind.HTTPStatus()
 	if code >= 500 {
 		// The cause's type and store op only; never request content.
 		s.log.Error("request failed", "route", c.Path(), "method", c.Request().Method, "status", code, "cause", causeOf(err))

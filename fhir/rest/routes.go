@@ -24,7 +24,7 @@ func (s *Server) routes(e *echo.Echo) {
 	pub.GET("/metadata", s.metadata)
 
 	f := e.Group("/fhir", s.negotiate, s.authenticate)
-	f.POST("", s.notImplementedBundle)
+	f.POST("", s.transactionOrBatch)
 	f.GET("", s.notImplementedSystemSearch)
 	f.GET("/_history", s.historySystem)
 

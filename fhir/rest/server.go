@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/dossier-fhir/dossier/fhir/access"
+	"github.com/dossier-fhir/dossier/fhir/bundle"
 	"github.com/dossier-fhir/dossier/fhir/repo"
 	"github.com/dossier-fhir/dossier/store"
 )
@@ -31,17 +32,20 @@ type Config struct {
 	DefaultCount, MaxCount int
 	// Version is the software version shown in the CapabilityStatement.
 	Version string
+	// MaxBundleEntries limits batch and transaction bundles (413 above).
+	MaxBundleEntries int
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{MaxBodyBytes: 16 << 20, DefaultCount: 50, MaxCount: 1000, Version: "dev"}
+	return Config{MaxBodyBytes: 16 << 20, DefaultCount: 50, MaxCount: 1000, Version: "dev", MaxBundleEntries: 10000}
 }
 
 // Server holds the handlers' dependencies.
 type Server struct {
 	cfg      Config
 	repo     *repo.Repo
+	bundles  *bundle.Processor
 	store    store.Store
 	verifier *access.Verifier
 	metrics  *Metrics
@@ -64,7 +68,7 @@ func New(cfg Config, r *repo.Repo, st store.Store, v *access.Verifier, m *Metric
 		log = slog.Default()
 	}
 	cfg.BaseURL = strings.TrimSuffix(cfg.BaseURL, "/")
-	s := &Server{cfg: cfg, repo: r, store: st, verifier: v, metrics: m, log: log, started: time.Now().UTC()}
+	s := &Server{cfg: cfg, repo: r, bundles: bundle.New(r, bundle.Config{MaxEntries: cfg.MaxBundleEntries}), store: st, verifier: v, metrics: m, log: log, started: time.Now().UTC()}
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true

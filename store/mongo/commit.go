@@ -271,28 +271,29 @@ func (s *Store) commitJournal(ctx context.Context, vs []*store.Version) error {
 	hook("txlog", -1)
 	// Rollback uses a context that outlives a cancelled request.
 	bg := context.WithoutCancel(ctx)
-	rollback := func(n int) {
-		for _, v := range vs[:n] {
-			_, _ = s.db.Collection(histName(v.Type)).DeleteOne(bg, bson.D{{Key: "_id", Value: histID(v.ID, v.VersionID)}})
+	// History inserts, one ordered InsertMany per type.
+	for _, g := range groupByType(vs) {
+		docs := make([]any, len(g))
+		for i, v := range g {
+			d := toDoc(v, true)
+			d.Tx = tx
+			docs[i] = d
 		}
-		_, _ = logc.DeleteOne(bg, bson.D{{Key: "_id", Value: tx}})
-	}
-	for i, v := range vs {
-		d := toDoc(v, true)
-		d.Tx = tx
-		if _, err := s.db.Collection(histName(v.Type)).InsertOne(ctx, d); err != nil {
-			rollback(i)
+		if _, err := s.db.Collection(histName(g[0].Type)).InsertMany(ctx, docs); err != nil {
+			s.rollbackHistory(bg, tx, vs)
+			_, _ = logc.DeleteOne(bg, bson.D{{Key: "_id", Value: tx}})
 			if mongo.IsDuplicateKeyError(err) {
 				return store.E("commit", store.ErrConflict, nil)
 			}
 			return store.E("commit", store.ErrUnavailable, err)
 		}
-		hook("history", i)
+		hook("history", len(g)-1)
 	}
 	// The commit point.
 	if _, err := logc.UpdateOne(bg, bson.D{{Key: "_id", Value: tx}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: "committed"}}}}); err != nil {
-		rollback(len(vs))
+		s.rollbackHistory(bg, tx, vs)
+		_, _ = logc.DeleteOne(bg, bson.D{{Key: "_id", Value: tx}})
 		return store.E("commit", store.ErrUnavailable, err)
 	}
 	hook("committed", -1)
@@ -307,12 +308,12 @@ func (s *Store) commitJournal(ctx context.Context, vs []*store.Version) error {
 	// Apply. Failures here leave the txlog committed: the next start
 	// applies it; meanwhile this process serves the overlay.
 	var applyErr error
-	for i, v := range vs {
-		if err := s.applyCurrent(bg, v); err != nil {
+	for _, g := range groupByType(vs) {
+		if err := s.applyCurrents(bg, g); err != nil {
 			applyErr = err
 			break
 		}
-		hook("applied", i)
+		hook("applied", len(g)-1)
 	}
 	if applyErr != nil {
 		return store.E("commit", store.ErrUnavailable, applyErr)
@@ -415,4 +416,49 @@ func (s *Store) recoverJournal(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// groupByType splits versions by type, keeping their order.
+func groupByType(vs []*store.Version) [][]*store.Version {
+	idx := map[string]int{}
+	var out [][]*store.Version
+	for _, v := range vs {
+		i, ok := idx[v.Type]
+		if !ok {
+			i = len(out)
+			idx[v.Type] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], v)
+	}
+	return out
+}
+
+// rollbackHistory deletes the history versions tx inserted.
+func (s *Store) rollbackHistory(ctx context.Context, tx string, vs []*store.Version) {
+	for _, g := range groupByType(vs) {
+		ids := make([]string, len(g))
+		for i, v := range g {
+			ids[i] = histID(v.ID, v.VersionID)
+		}
+		_, _ = s.db.Collection(histName(g[0].Type)).DeleteMany(ctx, bson.D{
+			{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}, {Key: "tx", Value: tx}})
+	}
+}
+
+// applyCurrents writes versions of one type as current, in one bulk write.
+func (s *Store) applyCurrents(ctx context.Context, g []*store.Version) error {
+	models := make([]mongo.WriteModel, len(g))
+	for i, v := range g {
+		models[i] = mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: v.ID}}).
+			SetReplacement(toDoc(v, false)).SetUpsert(true)
+	}
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if _, err = s.db.Collection(curName(g[0].Type)).BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err == nil {
+			return nil
+		}
+		time.Sleep(time.Duration(50<<attempt) * time.Millisecond)
+	}
+	return err
 }

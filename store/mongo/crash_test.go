@@ -71,7 +71,8 @@ func TestCrashChild(t *testing.T) {
 }
 
 // TestCrashRecovery kills a process mid-commit on the embedded engine at
-// each step of the journal, restarts on the same files, and checks that
+// each step of the journal (hooks fire after each type's group of
+// versions: here a group of 1 Patient, then one of 9 Observations), restarts on the same files, and checks that
 // the commit is entirely there or entirely absent.
 func TestCrashRecovery(t *testing.T) {
 	if os.Getenv("DOSSIER_CRASH_DIR") != "" {
@@ -82,11 +83,10 @@ func TestCrashRecovery(t *testing.T) {
 		visible bool
 	}{
 		{"txlog -1", false},
-		{"history 0", false},
-		{fmt.Sprintf("history %d", crashItems/2), false},
-		{fmt.Sprintf("history %d", crashItems-1), false},
+		{"history 0", false},                             // after the Patient group
+		{fmt.Sprintf("history %d", crashItems-2), false}, // after the Observation group
 		{"committed -1", true},
-		{"applied 0", true},
+		{"applied 0", true}, // Patient applied, Observations not
 		{fmt.Sprintf("applied %d", crashItems-2), true},
 	}
 	for _, c := range cases {
