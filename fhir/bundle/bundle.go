@@ -531,11 +531,13 @@ func (p *Processor) planAndCommit(ctx context.Context, req *access.Requester, en
 			return entryErr(e.i, err)
 		}
 		k := e.tgt.typ + "/" + e.tgt.id
-		if prev, dup := targets[k]; dup {
-			return entryErr(e.i, outcome.New(outcome.Invalid, "duplicate",
-				"entries %d and %d both write %s", prev, e.i, e.tgt.typ))
+		if !e.skipped { // a conditional create that matched writes nothing
+			if prev, dup := targets[k]; dup {
+				return entryErr(e.i, outcome.New(outcome.Invalid, "duplicate",
+					"entries %d and %d both write %s", prev, e.i, e.tgt.typ))
+			}
+			targets[k] = e.i
 		}
-		targets[k] = e.i
 		if e.in.FullURL != "" {
 			for _, f := range fullURLForms(e.in.FullURL) {
 				rr.byURL[f] = k
