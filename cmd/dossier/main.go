@@ -2,6 +2,7 @@
 //
 //	dossier serve  [flags]   run the server (embedded engine by default)
 //	dossier token  [flags]   mint a bearer token from the server's secret
+//	dossier load   [flags] PATH...   send Bundles and NDJSON files to a server
 //
 // Every flag has an environment twin (DOSSIER_ADDR for --addr, …); a flag
 // given on the command line wins over the environment.
@@ -25,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/dossier-fhir/dossier/cmd/dossier/load"
 	"github.com/dossier-fhir/dossier/fhir/access"
 	"github.com/dossier-fhir/dossier/fhir/repo"
 	"github.com/dossier-fhir/dossier/fhir/resource"
@@ -48,6 +50,7 @@ const usage = `usage: dossier <command> [flags]
 commands:
   serve   run the FHIR server (embedded engine unless --mongo-uri is set)
   token   mint a bearer token signed with the server's HS256 secret
+  load    send FHIR Bundles (.json, .json.bz2) and NDJSON files to a server
 
 run "dossier <command> -h" for the flags of a command`
 
@@ -61,6 +64,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stderr)
 	case "token":
 		return token(args[1:], stdout, stderr)
+	case "load":
+		return load.Main(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil

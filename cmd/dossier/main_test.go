@@ -7,8 +7,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"testing"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -32,7 +32,9 @@ func TestServeAndToken(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var logs bytes.Buffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"serve", "--data", data, "--addr", addr}, io.Discard, &syncWriter{w: &logs}) }()
+	go func() {
+		done <- run(ctx, []string{"serve", "--data", data, "--addr", addr}, io.Discard, &syncWriter{w: &logs})
+	}()
 	base := "http://" + addr
 	deadline := time.Now().Add(60 * time.Second)
 	for {

@@ -446,16 +446,45 @@ func (s *Store) rollbackHistory(ctx context.Context, tx string, vs []*store.Vers
 	}
 }
 
-// applyCurrents writes versions of one type as current, in one bulk write.
+// applyCurrents writes versions of one type as current: new resources in
+// one InsertMany (on the embedded engine one SQLite transaction per 100
+// documents instead of one per document), the others in one bulk write of
+// replacements.
 func (s *Store) applyCurrents(ctx context.Context, g []*store.Version) error {
-	models := make([]mongo.WriteModel, len(g))
-	for i, v := range g {
+	c := s.db.Collection(curName(g[0].Type))
+	var creates []any
+	var replace []*store.Version
+	for _, v := range g {
+		if v.VersionID == 1 {
+			creates = append(creates, toDoc(v, false))
+		} else {
+			replace = append(replace, v)
+		}
+	}
+	if len(creates) > 0 {
+		if _, err := c.InsertMany(ctx, creates, options.InsertMany().SetOrdered(false)); err != nil {
+			if !mongo.IsDuplicateKeyError(err) {
+				return err
+			}
+			// Already there (a recovery applying again): replace them all.
+			for _, v := range g {
+				if v.VersionID == 1 {
+					replace = append(replace, v)
+				}
+			}
+		}
+	}
+	if len(replace) == 0 {
+		return nil
+	}
+	models := make([]mongo.WriteModel, len(replace))
+	for i, v := range replace {
 		models[i] = mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: v.ID}}).
 			SetReplacement(toDoc(v, false)).SetUpsert(true)
 	}
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
-		if _, err = s.db.Collection(curName(g[0].Type)).BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err == nil {
+		if _, err = c.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err == nil {
 			return nil
 		}
 		time.Sleep(time.Duration(50<<attempt) * time.Millisecond)
