@@ -118,3 +118,11 @@ func (m *Metered) Commit(ctx context.Context, vs []*Version) error {
 	m.done("commit", t, err)
 	return err
 }
+
+// Count implements Store.
+func (m *Metered) Count(ctx context.Context, q Query) (int64, error) {
+	t := time.Now()
+	n, err := m.Store.Count(ctx, q)
+	m.done("count", t, err)
+	return n, err
+}

@@ -93,8 +93,15 @@ type Version struct {
 	Org string
 	// Author is the token subject that wrote it.
 	Author string
-	// Keys are search keys by name, e.g. "identifier" → {"sys|val", "val"}.
+	// Keys are exact-match search keys by index name, e.g.
+	// "identifier" → {"sys|val", "val"} (conventions: package search).
 	Keys map[string][]string
+	// Ranges are numeric search intervals by index name (dates in µs).
+	Ranges map[string][]Range
+	// SortStr and SortNum are the values _sort orders by, per parameter:
+	// a string, or the [lowest lo, highest hi] of the parameter's ranges.
+	SortStr map[string]string
+	SortNum map[string][2]float64
 }
 
 // Cursor is a position in a newest-first history listing.
@@ -125,9 +132,36 @@ type Condition struct {
 
 // Query selects current, non-deleted versions of one type.
 type Query struct {
-	Type       string
+	Type string
+	// Filter selects; Conditions (equalities) are ANDed with it.
+	Filter     Filter
 	Conditions []Condition
-	Limit      int
+	// Sort orders the results; the logical id always breaks ties, so
+	// the order is total.
+	Sort []SortKey
+	// After, when set, returns only results strictly after this position
+	// in the Sort order (keyset paging).
+	After *Position
+	Limit int
+}
+
+// Position is a place in a sorted result: the sort values of a result
+// and its id, as returned by PositionOf.
+type Position struct {
+	Values []string // one per sort key, encoded by SortValue
+	ID     string
+}
+
+// Where returns the query's whole filter (Filter AND Conditions).
+func (q Query) Where() Filter {
+	if len(q.Conditions) == 0 {
+		return q.Filter
+	}
+	fs := []Filter{q.Filter}
+	for _, c := range q.Conditions {
+		fs = append(fs, Eq(c.Key, c.Values...))
+	}
+	return And(fs...)
 }
 
 // Store keeps resources. All methods are safe for concurrent use.
@@ -151,8 +185,12 @@ type Store interface {
 	History(ctx context.Context, q HistoryQuery) ([]*Version, error)
 	// Count counts versions matching the history query (ignoring Before/Limit).
 	CountHistory(ctx context.Context, q HistoryQuery) (int64, error)
-	// Find returns current, non-deleted versions matching q.
+	// Find returns current, non-deleted versions matching q, in q.Sort
+	// order (then by id), at most q.Limit.
 	Find(ctx context.Context, q Query) ([]*Version, error)
+	// Count counts current, non-deleted versions matching q (ignoring
+	// Sort, After and Limit).
+	Count(ctx context.Context, q Query) (int64, error)
 	// Claim atomically records key → value if key is free and returns
 	// ("", nil). If key is taken it returns the value it holds.
 	Claim(ctx context.Context, key, value string) (holder string, err error)

@@ -154,9 +154,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			}
 		}()
 		uri = engine.URI()
-		opts = smongo.Options{OnCollectionCreated: func(ctx context.Context, coll string) error {
-			return engine.IndexCollection(ctx, *db, coll)
-		}}
+		opts = engine.Options(*db)
 		log.Info("embedded engine started", "data", engine.Dir())
 	}
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)

@@ -264,6 +264,9 @@ var errRetry = errors.New("retry")
 func (r *Repo) claimAndRun(ctx context.Context, key string, crit Criteria, create func() (Result, error)) (Result, error) {
 	mine := NewID() + "|" + r.now().UTC().Format(time.RFC3339Nano)
 	holder, err := r.st.Claim(ctx, key, mine)
+	if errors.Is(err, store.ErrConflict) {
+		return Result{}, errRetry // the key kept changing hands: try again
+	}
 	if err != nil {
 		return Result{}, storeErr(err, crit.Type, "")
 	}
@@ -464,29 +467,44 @@ func (r *Repo) ConditionalUpdate(ctx context.Context, req *access.Requester, typ
 	if err != nil {
 		return Result{}, err
 	}
-	matches, err := r.find(ctx, req, crit, 2)
-	if err != nil {
-		return Result{}, err
-	}
-	switch len(matches) {
-	case 1:
-		id := matches[0].ID
-		if p.ID != "" && p.ID != id {
-			return Result{}, outcome.New(outcome.Invalid, "invalid",
-				"the id in the body does not match the resource the criteria select").WithExpression(typ + ".id")
+	// Loop: when nothing matches, creating takes the criteria's claim; a
+	// concurrent request that finds the claim taken waits, then updates
+	// the resource the winner created (one match), as R4 prescribes.
+	for attempt := 0; attempt < 200; attempt++ {
+		matches, err := r.find(ctx, req, crit, 2)
+		if err != nil {
+			return Result{}, err
 		}
-		return r.write(ctx, req, typ, id, ifMatch, "PUT", func(*store.Version) (*resource.Parsed, error) { return p, nil })
-	case 2:
-		return Result{}, outcome.New(outcome.PreconditionFailed, "multiple-matches",
-			"the conditional criteria match more than one resource")
+		switch len(matches) {
+		case 1:
+			id := matches[0].ID
+			if p.ID != "" && p.ID != id {
+				return Result{}, outcome.New(outcome.Invalid, "invalid",
+					"the id in the body does not match the resource the criteria select").WithExpression(typ + ".id")
+			}
+			return r.write(ctx, req, typ, id, ifMatch, "PUT", func(*store.Version) (*resource.Parsed, error) { return p, nil })
+		case 2:
+			return Result{}, outcome.New(outcome.PreconditionFailed, "multiple-matches",
+				"the conditional criteria match more than one resource")
+		}
+		id := p.ID
+		if id == "" {
+			id = NewID()
+		}
+		res, err := r.claimAndRun(ctx, crit.claimKey(), crit, func() (Result, error) {
+			return r.write(ctx, req, typ, id, ifMatch, "PUT", func(*store.Version) (*resource.Parsed, error) { return p, nil })
+		})
+		if errors.Is(err, errRetry) {
+			select {
+			case <-ctx.Done():
+				return Result{}, outcome.Wrap(ctx.Err(), outcome.Unavailable, "timeout", "timed out")
+			case <-time.After(10 * time.Millisecond):
+			}
+			continue
+		}
+		return res, err
 	}
-	id := p.ID
-	if id == "" {
-		id = NewID()
-	}
-	return r.createOnce(ctx, req, crit, func() (Result, error) {
-		return r.write(ctx, req, typ, id, ifMatch, "PUT", func(*store.Version) (*resource.Parsed, error) { return p, nil })
-	})
+	return Result{}, outcome.New(outcome.Conflict, "conflict", "too many concurrent conditional writes")
 }
 
 // Patch applies a JSON Patch to the current version; the result is

@@ -80,7 +80,7 @@ func (p *Parser) Parse(data []byte) (*Parsed, error) {
 	}
 	c := &collector{}
 	_, perr := p.um.UnmarshalWithErrorReporter(data, c)
-	issues := c.issues
+	issues := append(c.issues, structuralIssues(typ, data)...)
 	if perr != nil {
 		issues = append(parseIssues(perr), issues...)
 	}

@@ -8,11 +8,11 @@ import (
 	"testing"
 )
 
-const writers = 20
+const fxWriters = 20
 
 // parallel runs f(i) for i in [0, n) at once (released together) and
 // returns the responses; transport errors fail the test.
-func parallel(t *testing.T, n int, f func(i int) (resp, error)) []resp {
+func fxParallel(t *testing.T, n int, f func(i int) (resp, error)) []resp {
 	t.Helper()
 	out := make([]resp, n)
 	errs := make([]error, n)
@@ -42,7 +42,7 @@ func TestConcurrentIfMatchOneWinner(t *testing.T) {
 	body := func(i int) string {
 		return fmt.Sprintf(`{"resourceType":"Patient","id":"race","name":[{"family":"writer%d"}]}`, i)
 	}
-	rs := parallel(t, writers, func(i int) (resp, error) {
+	rs := fxParallel(t, fxWriters, func(i int) (resp, error) {
 		return fxDo(e, "PUT", "/Patient/race", body(i), "If-Match", `W/"1"`)
 	})
 	winner := -1
@@ -75,7 +75,7 @@ func TestConcurrentIfMatchOneWinner(t *testing.T) {
 func TestConcurrentUpdatesNoLostUpdate(t *testing.T) {
 	e := newEnv(t)
 	fxStatus(t, e.Do("PUT", "/Patient/many", `{"resourceType":"Patient","id":"many","name":[{"family":"start"}]}`), http.StatusCreated)
-	rs := parallel(t, writers, func(i int) (resp, error) {
+	rs := fxParallel(t, fxWriters, func(i int) (resp, error) {
 		return fxDo(e, "PUT", "/Patient/many", fmt.Sprintf(`{"resourceType":"Patient","id":"many","name":[{"family":"writer%d"}]}`, i))
 	})
 	var versions []string
@@ -95,23 +95,23 @@ func TestConcurrentUpdatesNoLostUpdate(t *testing.T) {
 		}
 		seen[v] = true
 	}
-	for v := 2; v <= writers+1; v++ {
+	for v := 2; v <= fxWriters+1; v++ {
 		if !seen[fmt.Sprintf(`W/"%d"`, v)] {
 			t.Errorf("no write answered version %d", v)
 		}
 	}
-	final := fmt.Sprintf(`W/"%d"`, writers+1)
+	final := fmt.Sprintf(`W/"%d"`, fxWriters+1)
 	fxWantETag(t, e, "/Patient/many", final)
 	h := fxGetBundle(t, e, "/Patient/many/_history?_count=100", "history")
-	if *h.Total != writers+1 || len(h.Entry) != writers+1 {
-		t.Errorf("history: total %d, %d entries, want %d", *h.Total, len(h.Entry), writers+1)
+	if *h.Total != fxWriters+1 || len(h.Entry) != fxWriters+1 {
+		t.Errorf("history: total %d, %d entries, want %d", *h.Total, len(h.Entry), fxWriters+1)
 	}
 	// Each writer's content is one version of the history.
 	contents := map[string]int{}
 	for _, en := range h.Entry {
 		contents[fxStr(fxObj(t, en.Resource), "name", 0, "family")]++
 	}
-	for i := range writers {
+	for i := range fxWriters {
 		if n := contents[fmt.Sprintf("writer%d", i)]; n != 1 {
 			t.Errorf("writer%d's content is in %d versions, want 1", i, n)
 		}
@@ -120,7 +120,7 @@ func TestConcurrentUpdatesNoLostUpdate(t *testing.T) {
 
 func TestConcurrentConditionalCreate(t *testing.T) {
 	e := newEnv(t)
-	rs := parallel(t, writers, func(i int) (resp, error) {
+	rs := fxParallel(t, fxWriters, func(i int) (resp, error) {
 		return fxDo(e, "POST", "/Patient",
 			fmt.Sprintf(`{"resourceType":"Patient","identifier":[{"system":"http://sys","value":"123"}],"name":[{"family":"writer%d"}]}`, i),
 			"If-None-Exist", "identifier=http://sys|123")
@@ -150,5 +150,82 @@ func TestConcurrentConditionalCreate(t *testing.T) {
 	}
 	if n := fxTotal(t, e, "/Patient/_history", "history"); n != 1 {
 		t.Errorf("Patient history has %d versions, want 1", n)
+	}
+}
+
+// TestConcurrentConditionalUpdate: conditional updates racing on criteria
+// that match nothing yet. One creates the resource; every other one is an
+// update of that resource (R4 3.1.0.4.3: one match → update it), so each
+// request's content becomes a version and none is dropped.
+func TestConcurrentConditionalUpdate(t *testing.T) {
+	e := newEnv(t)
+	body := func(i int) string {
+		return fmt.Sprintf(`{"resourceType":"Patient","identifier":[{"system":"http://sys","value":"cu"}],"name":[{"family":"writer%d"}]}`, i)
+	}
+	rs := fxParallel(t, fxWriters, func(i int) (resp, error) {
+		return fxDo(e, "PUT", "/Patient?identifier=http://sys%7Ccu", body(i))
+	})
+	created := 0
+	ids := map[string]bool{}
+	for i, r := range rs {
+		switch r.Status {
+		case http.StatusCreated:
+			created++
+		case http.StatusOK:
+		default:
+			t.Errorf("request %d: status %d, want 200 or 201: %s", i, r.Status, r.Body)
+			continue
+		}
+		m := fxObj(t, r.Body)
+		ids[fxStr(m, "id")] = true
+		if got, want := fxStr(m, "name", 0, "family"), fmt.Sprintf("writer%d", i); got != want {
+			t.Errorf("request %d: answered content of %q, want its own %q (update dropped)", i, got, want)
+		}
+	}
+	if created != 1 {
+		t.Errorf("%d answers were 201, want exactly 1", created)
+	}
+	if len(ids) != 1 {
+		t.Fatalf("answers name %d ids, want 1: %v", len(ids), ids)
+	}
+	b := fxGetBundle(t, e, "/Patient?identifier=http://sys%7Ccu", "searchset")
+	if *b.Total != 1 {
+		t.Errorf("%d Patients with the identifier, want 1", *b.Total)
+	}
+	for id := range ids {
+		if n := fxTotal(t, e, "/Patient/"+id+"/_history", "history"); n != fxWriters {
+			t.Errorf("Patient/%s has %d versions, want %d (one per request)", id, n, fxWriters)
+		}
+	}
+}
+
+// TestConcurrentPatchesNoLostUpdate: JSON Patches applied at once each
+// apply to the version current when they are stored, so every patch's
+// change is in the final resource.
+func TestConcurrentPatchesNoLostUpdate(t *testing.T) {
+	e := newEnv(t)
+	fxStatus(t, e.Do("PUT", "/Patient/pp", `{"resourceType":"Patient","id":"pp","identifier":[{"system":"http://start","value":"0"}]}`), http.StatusCreated)
+	rs := fxParallel(t, fxWriters, func(i int) (resp, error) {
+		return fxDo(e, "PATCH", "/Patient/pp", fmt.Sprintf(`[{"op":"add","path":"/identifier/-","value":{"system":"http://w","value":"%d"}}]`, i),
+			"Content-Type", fxPatchCT)
+	})
+	for i, r := range rs {
+		if r.Status != http.StatusOK {
+			t.Errorf("patch %d: status %d: %s", i, r.Status, r.Body)
+		}
+	}
+	g := fxWantETag(t, e, "/Patient/pp", fmt.Sprintf(`W/"%d"`, fxWriters+1))
+	ids, _ := fxAt(fxObj(t, g.Body), "identifier").([]any)
+	have := map[string]bool{}
+	for _, id := range ids {
+		have[fxStr(id, "value")] = true
+	}
+	for i := range fxWriters {
+		if !have[fmt.Sprint(i)] {
+			t.Errorf("patch %d's identifier is missing from the final resource", i)
+		}
+	}
+	if len(ids) != fxWriters+1 {
+		t.Errorf("%d identifiers, want %d", len(ids), fxWriters+1)
 	}
 }

@@ -7,8 +7,8 @@ import (
 	"testing"
 )
 
-// patientWithIdentifier is a Patient body carrying system|value.
-func patientWithIdentifier(id, system, value, gender string) string {
+// fxPatientIdent is a Patient body carrying system|value.
+func fxPatientIdent(id, system, value, gender string) string {
 	idPart := ""
 	if id != "" {
 		idPart = `"id":"` + id + `",`
@@ -26,7 +26,7 @@ func TestIfMatch(t *testing.T) {
 	t.Run("PUT matching", func(t *testing.T) {
 		r := put("im1", "female", "If-Match", `W/"1"`)
 		fxStatus(t, r, http.StatusOK)
-		checkWriteHeaders(t, e, r, "Patient", "im1", "2")
+		fxCheckWrite(t, e, r, "Patient", "im1", "2")
 	})
 	t.Run("PUT stale or future", func(t *testing.T) {
 		before := fxWantETag(t, e, "/Patient/im1", `W/"2"`)
@@ -47,7 +47,7 @@ func TestIfMatch(t *testing.T) {
 			fxOutcome(t, put("im1", "other", "If-Match", tag), http.StatusBadRequest)
 			fxOutcome(t, e.Do("DELETE", "/Patient/im1", "", "If-Match", tag), http.StatusBadRequest)
 			fxOutcome(t, e.Do("PATCH", "/Patient/im1", `[{"op":"replace","path":"/gender","value":"other"}]`,
-				"Content-Type", jsonPatchCT, "If-Match", tag), http.StatusBadRequest)
+				"Content-Type", fxPatchCT, "If-Match", tag), http.StatusBadRequest)
 		}
 		fxWantETag(t, e, "/Patient/im1", `W/"2"`)
 	})
@@ -79,14 +79,14 @@ func TestConditionalCreate(t *testing.T) {
 	const sys = "http://sys"
 
 	t.Run("no match creates, one match returns it", func(t *testing.T) {
-		body := patientWithIdentifier("", sys, "c1", "male")
+		body := fxPatientIdent("", sys, "c1", "male")
 		r1 := e.Do("POST", "/Patient", body, "If-None-Exist", "identifier="+sys+"|c1")
 		fxStatus(t, r1, http.StatusCreated)
 		id := fxStr(fxObj(t, r1.Body), "id")
-		checkWriteHeaders(t, e, r1, "Patient", id, "1")
+		fxCheckWrite(t, e, r1, "Patient", id, "1")
 
 		// Another body: the existing resource is returned unchanged.
-		r2 := e.Do("POST", "/Patient", patientWithIdentifier("", sys, "c1", "female"), "If-None-Exist", "identifier="+sys+"|c1")
+		r2 := e.Do("POST", "/Patient", fxPatientIdent("", sys, "c1", "female"), "If-None-Exist", "identifier="+sys+"|c1")
 		fxStatus(t, r2, http.StatusOK)
 		if got := fxStr(fxObj(t, r2.Body), "id"); got != id {
 			t.Errorf("matched create returned id %q, want %q", got, id)
@@ -108,9 +108,9 @@ func TestConditionalCreate(t *testing.T) {
 
 	t.Run("two matches", func(t *testing.T) {
 		for range 2 {
-			fxStatus(t, e.Do("POST", "/Patient", patientWithIdentifier("", sys, "dup", "male")), http.StatusCreated)
+			fxStatus(t, e.Do("POST", "/Patient", fxPatientIdent("", sys, "dup", "male")), http.StatusCreated)
 		}
-		fxOutcome(t, e.Do("POST", "/Patient", patientWithIdentifier("", sys, "dup", "male"), "If-None-Exist", "identifier="+sys+"|dup"),
+		fxOutcome(t, e.Do("POST", "/Patient", fxPatientIdent("", sys, "dup", "male"), "If-None-Exist", "identifier="+sys+"|dup"),
 			http.StatusPreconditionFailed)
 		if n := fxTotal(t, e, "/Patient?identifier="+sys+"%7Cdup", "searchset"); n != 2 {
 			t.Errorf("%d Patients with the identifier, want 2", n)
@@ -145,37 +145,37 @@ func TestConditionalUpdate(t *testing.T) {
 	const sys = "http://s"
 	q := "/Patient?identifier=" + sys + "%7Ccu1"
 
-	r := e.Do("PUT", q, patientWithIdentifier("", sys, "cu1", "male"))
+	r := e.Do("PUT", q, fxPatientIdent("", sys, "cu1", "male"))
 	fxStatus(t, r, http.StatusCreated)
 	id := fxStr(fxObj(t, r.Body), "id")
 	if id == "" {
 		t.Fatalf("no id: %s", r.Body)
 	}
-	checkWriteHeaders(t, e, r, "Patient", id, "1")
+	fxCheckWrite(t, e, r, "Patient", id, "1")
 
-	r = e.Do("PUT", q, patientWithIdentifier("", sys, "cu1", "female"))
+	r = e.Do("PUT", q, fxPatientIdent("", sys, "cu1", "female"))
 	fxStatus(t, r, http.StatusOK)
-	checkWriteHeaders(t, e, r, "Patient", id, "2")
+	fxCheckWrite(t, e, r, "Patient", id, "2")
 	if fxStr(fxObj(t, r.Body), "gender") != "female" {
 		t.Errorf("not updated: %s", r.Body)
 	}
 
 	// Body id naming another resource than the match: 400, unchanged.
-	fxOutcome(t, e.Do("PUT", q, patientWithIdentifier("other-id", sys, "cu1", "other")), http.StatusBadRequest)
+	fxOutcome(t, e.Do("PUT", q, fxPatientIdent("other-id", sys, "cu1", "other")), http.StatusBadRequest)
 	fxWantETag(t, e, "/Patient/"+id, `W/"2"`)
 	fxOutcome(t, e.Do("GET", "/Patient/other-id", ""), http.StatusNotFound)
 
 	// Body id equal to the match's: fine.
-	r = e.Do("PUT", q, patientWithIdentifier(id, sys, "cu1", "other"))
+	r = e.Do("PUT", q, fxPatientIdent(id, sys, "cu1", "other"))
 	fxStatus(t, r, http.StatusOK)
-	checkWriteHeaders(t, e, r, "Patient", id, "3")
+	fxCheckWrite(t, e, r, "Patient", id, "3")
 
 	// Several matches: 412, nothing written.
 	for range 2 {
-		fxStatus(t, e.Do("POST", "/Patient", patientWithIdentifier("", sys, "cu2", "male")), http.StatusCreated)
+		fxStatus(t, e.Do("POST", "/Patient", fxPatientIdent("", sys, "cu2", "male")), http.StatusCreated)
 	}
 	before := fxTotal(t, e, "/Patient/_history", "history")
-	fxOutcome(t, e.Do("PUT", "/Patient?identifier="+sys+"%7Ccu2", patientWithIdentifier("", sys, "cu2", "female")), http.StatusPreconditionFailed)
+	fxOutcome(t, e.Do("PUT", "/Patient?identifier="+sys+"%7Ccu2", fxPatientIdent("", sys, "cu2", "female")), http.StatusPreconditionFailed)
 	// Unsupported criteria: 400.
 	fxOutcome(t, e.Do("PUT", "/Patient?name=x", `{"resourceType":"Patient"}`), http.StatusBadRequest)
 	if after := fxTotal(t, e, "/Patient/_history", "history"); after != before {
@@ -189,7 +189,7 @@ func TestConditionalUpdate(t *testing.T) {
 func TestConditionalDelete(t *testing.T) {
 	e := newEnv(t)
 	const sys = "http://s"
-	r := e.Do("POST", "/Patient", patientWithIdentifier("", sys, "cd1", "male"))
+	r := e.Do("POST", "/Patient", fxPatientIdent("", sys, "cd1", "male"))
 	fxStatus(t, r, http.StatusCreated)
 	id := fxStr(fxObj(t, r.Body), "id")
 
@@ -203,7 +203,7 @@ func TestConditionalDelete(t *testing.T) {
 	// Several matches: 412 and both stay.
 	var ids []string
 	for range 2 {
-		r := e.Do("POST", "/Patient", patientWithIdentifier("", sys, "cd2", "male"))
+		r := e.Do("POST", "/Patient", fxPatientIdent("", sys, "cd2", "male"))
 		fxStatus(t, r, http.StatusCreated)
 		ids = append(ids, fxStr(fxObj(t, r.Body), "id"))
 	}

@@ -16,6 +16,10 @@ import (
 	"github.com/dossier-fhir/dossier/store"
 )
 
+// typeAllow is what /fhir/{type} allows without search criteria (PUT and
+// DELETE there are conditional and need criteria).
+const typeAllow = "GET, POST"
+
 func etag(v *store.Version) string { return fmt.Sprintf(`W/"%d"`, v.VersionID) }
 
 // setVersionHeaders sets ETag and Last-Modified for v.
@@ -140,6 +144,7 @@ func (s *Server) update(c echo.Context) error {
 func (s *Server) conditionalUpdate(c echo.Context) error {
 	q := c.Request().URL.RawQuery
 	if q == "" {
+		c.Response().Header().Set("Allow", typeAllow)
 		return outcome.New(outcome.MethodNotAllowed, "not-supported", "PUT on a type needs search criteria (conditional update)")
 	}
 	im, err := ifMatch(c)
@@ -188,6 +193,7 @@ func (s *Server) delete(c echo.Context) error {
 func (s *Server) conditionalDelete(c echo.Context) error {
 	q := c.Request().URL.RawQuery
 	if q == "" {
+		c.Response().Header().Set("Allow", typeAllow)
 		return outcome.New(outcome.MethodNotAllowed, "not-supported", "DELETE on a type needs search criteria (conditional delete)")
 	}
 	res, err := s.repo.ConditionalDelete(c.Request().Context(), requester(c), c.Param("type"), q)

@@ -9,9 +9,9 @@ import (
 	"time"
 )
 
-// checkWriteHeaders checks ETag, Last-Modified and Location of a write
+// fxCheckWrite checks ETag, Last-Modified and Location of a write
 // answer against the version it reports and against the body's meta.
-func checkWriteHeaders(t *testing.T, e *env, r resp, typ, id, vid string) {
+func fxCheckWrite(t *testing.T, e *env, r resp, typ, id, vid string) {
 	t.Helper()
 	if got, want := r.Header.Get("ETag"), `W/"`+vid+`"`; got != want {
 		t.Errorf("ETag %q, want %q", got, want)
@@ -54,7 +54,7 @@ func TestCreateAssignsServerID(t *testing.T) {
 	if id == "" || id == "client-chosen" {
 		t.Fatalf("create: id %q, want a server-assigned id (the body's id is ignored)", id)
 	}
-	checkWriteHeaders(t, e, r, "Patient", id, "1")
+	fxCheckWrite(t, e, r, "Patient", id, "1")
 	if fxStr(m, "gender") != "female" || fxStr(m, "birthDate") != "1980-02-03" {
 		t.Errorf("create changed the content: %s", r.Body)
 	}
@@ -74,6 +74,7 @@ func TestCreateAssignsServerID(t *testing.T) {
 	if ct := g.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/fhir+json") {
 		t.Errorf("GET Content-Type %q", ct)
 	}
+	fxOutcome(t, e.Do("GET", "/Observation/"+id, ""), http.StatusNotFound)
 	// The id in the body named nothing.
 	fxOutcome(t, e.Do("GET", "/Patient/client-chosen", ""), http.StatusNotFound)
 
@@ -92,11 +93,11 @@ func TestUpdateCreatesThenVersions(t *testing.T) {
 
 	r1 := e.Do("PUT", "/Patient/u1", v1)
 	fxStatus(t, r1, http.StatusCreated)
-	checkWriteHeaders(t, e, r1, "Patient", "u1", "1")
+	fxCheckWrite(t, e, r1, "Patient", "u1", "1")
 
 	r2 := e.Do("PUT", "/Patient/u1", v2)
 	fxStatus(t, r2, http.StatusOK)
-	checkWriteHeaders(t, e, r2, "Patient", "u1", "2")
+	fxCheckWrite(t, e, r2, "Patient", "u1", "2")
 	if fxStr(fxObj(t, r2.Body), "gender") != "female" {
 		t.Errorf("update body: %s", r2.Body)
 	}
@@ -203,6 +204,9 @@ func TestDeleteLifecycle(t *testing.T) {
 		t.Errorf("204 with a body: %s", r.Body)
 	}
 	fxOutcome(t, e.Do("GET", "/Patient/d1", ""), http.StatusGone)
+	if hd := e.Do("HEAD", "/Patient/d1", ""); hd.Status != http.StatusGone || len(hd.Body) != 0 {
+		t.Errorf("HEAD of a deleted resource: %d %q", hd.Status, hd.Body)
+	}
 	// Older versions stay readable; the deletion version is gone.
 	fxStatus(t, e.Do("GET", "/Patient/d1/_history/2", ""), http.StatusOK)
 	fxOutcome(t, e.Do("GET", "/Patient/d1/_history/3", ""), http.StatusGone)
@@ -233,7 +237,7 @@ func TestDeleteLifecycle(t *testing.T) {
 	rc := e.Do("PUT", "/Patient/d1", `{"resourceType":"Patient","id":"d1","gender":"other"}`)
 	fxStatus(t, rc, http.StatusCreated)
 	vid := strconv.Itoa(next)
-	checkWriteHeaders(t, e, rc, "Patient", "d1", vid)
+	fxCheckWrite(t, e, rc, "Patient", "d1", vid)
 	g := fxWantETag(t, e, "/Patient/d1", `W/"`+vid+`"`)
 	if fxStr(fxObj(t, g.Body), "gender") != "other" {
 		t.Errorf("recreated content: %s", g.Body)
@@ -277,6 +281,18 @@ func TestDecimalPrecision(t *testing.T) {
 	check("POST answer", p.Body)
 	id := fxStr(fxObj(t, p.Body), "id")
 	check("GET after POST", e.Do("GET", "/Observation/"+id, "").Body)
+
+	// A patch keeps the numbers it does not touch, and writes the ones it
+	// adds as sent.
+	pr := e.Do("PATCH", "/Observation/dec1", `[{"op":"replace","path":"/status","value":"amended"},`+
+		`{"op":"add","path":"/valueQuantity/system","value":"http://unitsofmeasure.org"},`+
+		`{"op":"add","path":"/extension/-","value":{"url":"http://example.org/y","valueDecimal":2.000}}]`,
+		"Content-Type", fxPatchCT)
+	fxStatus(t, pr, http.StatusOK)
+	check("PATCH answer", pr.Body)
+	if !bytes.Contains(pr.Body, []byte(`"valueDecimal":2.000`)) {
+		t.Errorf("patched-in decimal 2.000 not kept verbatim: %s", pr.Body)
+	}
 }
 
 func TestPrefer(t *testing.T) {
@@ -370,5 +386,54 @@ func TestMetadataAndProbes(t *testing.T) {
 		if !bytes.Contains(mr.Body, []byte(name)) {
 			t.Errorf("/metrics lacks %s", name)
 		}
+	}
+}
+
+// TestCreateServerMeta: the server owns meta.versionId and
+// meta.lastUpdated; other meta elements are the client's.
+func TestCreateServerMeta(t *testing.T) {
+	e := newEnv(t)
+	before := time.Now()
+	r := e.Do("POST", "/Patient", `{"resourceType":"Patient","meta":{"versionId":"7","lastUpdated":"2001-01-01T00:00:00Z",`+
+		`"profile":["http://example.org/StructureDefinition/p"],"tag":[{"system":"http://example.org/t","code":"x"}]},"gender":"male"}`)
+	fxStatus(t, r, http.StatusCreated)
+	m := fxObj(t, r.Body)
+	if fxStr(m, "meta", "versionId") != "1" {
+		t.Errorf("meta.versionId %q, want 1", fxStr(m, "meta", "versionId"))
+	}
+	lu, err := time.Parse(time.RFC3339Nano, fxStr(m, "meta", "lastUpdated"))
+	if err != nil || lu.Before(before.Add(-time.Second)) || lu.After(time.Now().Add(time.Second)) {
+		t.Errorf("meta.lastUpdated %q is not the time of the write (%v)", fxStr(m, "meta", "lastUpdated"), err)
+	}
+	if fxStr(m, "meta", "profile", 0) != "http://example.org/StructureDefinition/p" || fxStr(m, "meta", "tag", 0, "code") != "x" {
+		t.Errorf("client meta lost: %s", r.Body)
+	}
+}
+
+func TestContentNegotiation(t *testing.T) {
+	e := newEnv(t)
+	fxStatus(t, e.Do("PUT", "/Patient/cn", `{"resourceType":"Patient","id":"cn"}`), http.StatusCreated)
+	for _, accept := range []string{
+		"application/fhir+json", "application/json", "*/*", "application/*",
+		"application/fhir+json; fhirVersion=4.0", "application/fhir+json;charset=utf-8",
+		"application/fhir+xml;q=0.9, application/fhir+json;q=0.8", "text/html, */*;q=0.1", "application/json+fhir",
+	} {
+		r := e.Do("GET", "/Patient/cn", "", "Accept", accept)
+		if r.Status != http.StatusOK {
+			t.Errorf("Accept %q: status %d", accept, r.Status)
+		}
+	}
+	for _, f := range []string{"json", "application/json", "application%2Ffhir%2Bjson"} {
+		if r := e.Do("GET", "/Patient/cn?_format="+f, ""); r.Status != http.StatusOK {
+			t.Errorf("_format=%s: status %d", f, r.Status)
+		}
+	}
+	for _, ct := range []string{"application/fhir+json", "application/fhir+json; charset=utf-8", "application/json", "application/json;charset=UTF-8"} {
+		if r := e.Do("POST", "/Patient", `{"resourceType":"Patient"}`, "Content-Type", ct); r.Status != http.StatusCreated {
+			t.Errorf("Content-Type %q: status %d %s", ct, r.Status, r.Body)
+		}
+	}
+	for _, accept := range []string{"application/fhir+json;q=0, text/plain", "application/xml"} {
+		fxOutcome(t, e.Do("GET", "/Patient/cn", "", "Accept", accept), http.StatusNotAcceptable)
 	}
 }

@@ -72,9 +72,7 @@ func newEnv(tb testing.TB, opts ...option) *env {
 	e := sharedEngine(tb)
 	db := fmt.Sprintf("t%d", dbSeq.Add(1))
 	ctx := context.Background()
-	ms, err := smongo.Open(ctx, e.URI(), db, smongo.Options{
-		OnCollectionCreated: func(ctx context.Context, coll string) error { return e.IndexCollection(ctx, db, coll) },
-	})
+	ms, err := smongo.Open(ctx, e.URI(), db, e.Options(db))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -88,7 +86,11 @@ func newEnv(tb testing.TB, opts ...option) *env {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var logOut io.Writer = io.Discard
+	if os.Getenv("DOSSIER_TEST_LOG") != "" { // debugging: server errors to stderr
+		logOut = os.Stderr
+	}
+	log := slog.New(slog.NewTextHandler(logOut, nil))
 	h := rest.New(cfg, repo.New(st, parser, access.Interim{}), st, v, rest.NewMetrics(reg, reg), log)
 	srv := httptest.NewServer(h)
 	tb.Cleanup(func() {

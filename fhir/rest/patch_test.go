@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-const jsonPatchCT = "application/json-patch+json"
+const fxPatchCT = "application/json-patch+json"
 
 func TestPatch(t *testing.T) {
 	e := newEnv(t)
@@ -41,7 +41,7 @@ func TestPatch(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			fxStatus(t, e.Do("PUT", "/Patient/pa", p1), http.StatusCreated, http.StatusOK)
 			before := fxWantETag(t, e, "/Patient/pa", `W/"1"`)
-			fxOutcome(t, e.Do("PATCH", "/Patient/pa", c.patch, "Content-Type", jsonPatchCT), c.want...)
+			fxOutcome(t, e.Do("PATCH", "/Patient/pa", c.patch, "Content-Type", fxPatchCT), c.want...)
 			after := fxWantETag(t, e, "/Patient/pa", `W/"1"`)
 			if !bytes.Equal(before.Body, after.Body) {
 				t.Errorf("refused patch changed the resource:\n%s\n%s", before.Body, after.Body)
@@ -51,9 +51,9 @@ func TestPatch(t *testing.T) {
 
 	t.Run("replace", func(t *testing.T) {
 		fxStatus(t, e.Do("PUT", "/Patient/pb", `{"resourceType":"Patient","id":"pb","gender":"male"}`), http.StatusCreated)
-		r := e.Do("PATCH", "/Patient/pb", `[{"op":"replace","path":"/gender","value":"female"}]`, "Content-Type", jsonPatchCT)
+		r := e.Do("PATCH", "/Patient/pb", `[{"op":"replace","path":"/gender","value":"female"}]`, "Content-Type", fxPatchCT)
 		fxStatus(t, r, http.StatusOK)
-		checkWriteHeaders(t, e, r, "Patient", "pb", "2")
+		fxCheckWrite(t, e, r, "Patient", "pb", "2")
 		if fxStr(fxObj(t, r.Body), "gender") != "female" {
 			t.Errorf("patched body: %s", r.Body)
 		}
@@ -68,21 +68,21 @@ func TestPatch(t *testing.T) {
 
 		// A passing test op, then an add.
 		r = e.Do("PATCH", "/Patient/pb", `[{"op":"test","path":"/gender","value":"female"},{"op":"add","path":"/birthDate","value":"1970-01-01"}]`,
-			"Content-Type", jsonPatchCT)
+			"Content-Type", fxPatchCT)
 		fxStatus(t, r, http.StatusOK)
 		if r.Header.Get("ETag") != `W/"3"` || fxStr(fxObj(t, r.Body), "birthDate") != "1970-01-01" {
 			t.Errorf("test+add: ETag %s body %s", r.Header.Get("ETag"), r.Body)
 		}
 		// A patch that changes nothing makes no version.
-		r = e.Do("PATCH", "/Patient/pb", `[{"op":"replace","path":"/gender","value":"female"}]`, "Content-Type", jsonPatchCT)
+		r = e.Do("PATCH", "/Patient/pb", `[{"op":"replace","path":"/gender","value":"female"}]`, "Content-Type", fxPatchCT)
 		fxStatus(t, r, http.StatusOK)
 		fxWantETag(t, e, "/Patient/pb", `W/"3"`)
 		// Patch with If-Match.
 		fxOutcome(t, e.Do("PATCH", "/Patient/pb", `[{"op":"replace","path":"/gender","value":"male"}]`,
-			"Content-Type", jsonPatchCT, "If-Match", `W/"2"`), http.StatusPreconditionFailed)
+			"Content-Type", fxPatchCT, "If-Match", `W/"2"`), http.StatusPreconditionFailed)
 		fxWantETag(t, e, "/Patient/pb", `W/"3"`)
 		r = e.Do("PATCH", "/Patient/pb", `[{"op":"replace","path":"/gender","value":"male"}]`,
-			"Content-Type", jsonPatchCT, "If-Match", `W/"3"`)
+			"Content-Type", fxPatchCT, "If-Match", `W/"3"`)
 		fxStatus(t, r, http.StatusOK)
 		fxWantETag(t, e, "/Patient/pb", `W/"4"`)
 	})
@@ -98,7 +98,7 @@ func TestPatch(t *testing.T) {
 
 	t.Run("missing resource", func(t *testing.T) {
 		fxOutcome(t, e.Do("PATCH", "/Patient/missing", `[{"op":"replace","path":"/gender","value":"female"}]`,
-			"Content-Type", jsonPatchCT), http.StatusNotFound)
+			"Content-Type", fxPatchCT), http.StatusNotFound)
 		fxOutcome(t, e.Do("GET", "/Patient/missing", ""), http.StatusNotFound)
 	})
 }

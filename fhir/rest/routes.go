@@ -20,29 +20,33 @@ func (s *Server) routes(e *echo.Echo) {
 	}
 
 	// Public: the CapabilityStatement (clients discover the server with it).
-	pub := e.Group("/fhir", s.negotiate)
-	pub.GET("/metadata", s.metadata)
+	e.GET("/fhir/metadata", s.metadata, s.negotiate)
 
-	f := e.Group("/fhir", s.negotiate, s.authenticate)
-	f.POST("", s.transactionOrBatch)
-	f.GET("", s.notImplementedSystemSearch)
-	f.GET("/_history", s.historySystem)
+	// Everything else under /fhir needs a token. Middleware is given per
+	// route, not to a Group: an Echo group with middleware answers 404 to
+	// every unknown method, hiding the router's 405.
+	fhir := func(method, path string, h echo.HandlerFunc) {
+		e.Add(method, "/fhir"+path, h, s.negotiate, s.authenticate)
+	}
+	fhir(http.MethodPost, "", s.transactionOrBatch)
+	fhir(http.MethodGet, "", s.notImplementedSystemSearch)
+	fhir(http.MethodGet, "/_history", s.historySystem)
 
-	f.GET("/:type", s.search)
-	f.POST("/:type", s.create)
-	f.PUT("/:type", s.conditionalUpdate)
-	f.DELETE("/:type", s.conditionalDelete)
-	f.GET("/:type/_history", s.historyType)
+	fhir(http.MethodGet, "/:type", s.search)
+	fhir(http.MethodPost, "/:type", s.create)
+	fhir(http.MethodPut, "/:type", s.conditionalUpdate)
+	fhir(http.MethodDelete, "/:type", s.conditionalDelete)
+	fhir(http.MethodGet, "/:type/_history", s.historyType)
 
-	f.GET("/:type/:id", s.read)
-	f.HEAD("/:type/:id", s.read)
-	f.PUT("/:type/:id", s.update)
-	f.PATCH("/:type/:id", s.patch)
-	f.DELETE("/:type/:id", s.delete)
-	f.GET("/:type/:id/_history", s.historyInstance)
-	f.GET("/:type/:id/_history/:vid", s.vread)
+	fhir(http.MethodGet, "/:type/:id", s.read)
+	fhir(http.MethodHead, "/:type/:id", s.read)
+	fhir(http.MethodPut, "/:type/:id", s.update)
+	fhir(http.MethodPatch, "/:type/:id", s.patch)
+	fhir(http.MethodDelete, "/:type/:id", s.delete)
+	fhir(http.MethodGet, "/:type/:id/_history", s.historyInstance)
+	fhir(http.MethodGet, "/:type/:id/_history/:vid", s.vread)
 
-	// Every other path under /fhir is a 404 OperationOutcome.
-	f.RouteNotFound("/*", func(c echo.Context) error { return echo.ErrNotFound })
-	e.RouteNotFound("/*", func(c echo.Context) error { return echo.NewHTTPError(http.StatusNotFound) })
+	// Unknown paths (404) and known paths with another method (405, with
+	// Allow) come from Echo's router as errors; the error handler turns
+	// them into OperationOutcomes.
 }

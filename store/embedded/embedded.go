@@ -25,11 +25,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
+
+	smongo "github.com/dossier-fhir/dossier/store/mongo"
 	_ "modernc.org/sqlite" // the driver FerretDB itself uses
 )
 
@@ -40,8 +43,9 @@ type Engine struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu  sync.Mutex
-	dbs map[string]*sql.DB
+	mu     sync.Mutex
+	dbs    map[string]*sql.DB
+	tables map[string]string // "db.collection" → SQLite table
 }
 
 // Start starts FerretDB with its SQLite files under dir.
@@ -72,7 +76,7 @@ func Start(ctx context.Context, dir string, logger *slog.Logger) (*Engine, error
 		return nil, fmt.Errorf("embedded engine: %w", err)
 	}
 	rctx, cancel := context.WithCancel(context.Background())
-	e := &Engine{dir: abs, cancel: cancel, done: make(chan struct{}), dbs: map[string]*sql.DB{}}
+	e := &Engine{dir: abs, cancel: cancel, done: make(chan struct{}), dbs: map[string]*sql.DB{}, tables: map[string]string{}}
 	go func() {
 		defer close(e.done)
 		_ = f.Run(rctx)
@@ -123,19 +127,91 @@ func (e *Engine) IndexCollection(ctx context.Context, db, coll string) error {
 	if err != nil {
 		return fmt.Errorf("embedded engine: table of collection: %w", err)
 	}
-	q := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %q ON %q (_ferretdb_sjson->'$._id')`,
-		table+"_dossier_id", table)
-	for i := 0; ; i++ {
-		_, err = sdb.ExecContext(ctx, q)
-		if err == nil || i == 20 || !strings.Contains(err.Error(), "locked") {
-			break
+	qs := []string{fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %q ON %q (_ferretdb_sjson->'$._id')`, table+"_dossier_id", table)}
+	for _, f := range indexedFields {
+		qs = append(qs, fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %q ON %q (_ferretdb_sjson->>'$.%s')`, table+"_dossier_"+f, table, f))
+	}
+	for _, q := range qs {
+		for i := 0; ; i++ {
+			_, err = sdb.ExecContext(ctx, q)
+			if err == nil || i == 20 || !strings.Contains(err.Error(), "locked") {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		time.Sleep(50 * time.Millisecond)
+		if err != nil {
+			return fmt.Errorf("embedded engine: create index: %w", err)
+		}
 	}
-	if err != nil {
-		return fmt.Errorf("embedded engine: create index: %w", err)
-	}
+	e.mu.Lock()
+	e.tables[db+"."+coll] = table
+	e.mu.Unlock()
 	return nil
+}
+
+// indexedFields are the top-level document fields Scan can select by
+// through an index: "p", the owning patient of a stored resource.
+var indexedFields = []string{"p"}
+
+// Scan reads the documents of collection coll of database db directly
+// from SQLite, bypassing FerretDB's Go-side filtering: every document when
+// field is "", else those whose top-level string field equals one of
+// values, through the index IndexCollection made on it. fn gets each
+// document as FerretDB stores it: a JSON object (plus its "$s" schema
+// member, which callers ignore). Reads see committed writes (WAL).
+func (e *Engine) Scan(ctx context.Context, db, coll, field string, values []string, fn func(doc []byte) error) error {
+	sdb, err := e.sqlite(db)
+	if err != nil {
+		return nil // no database file yet: no documents
+	}
+	e.mu.Lock()
+	table, ok := e.tables[db+"."+coll]
+	e.mu.Unlock()
+	if !ok {
+		err := sdb.QueryRowContext(ctx, `SELECT table_name FROM "_ferretdb_collections" WHERE name = ?`, coll).Scan(&table)
+		if errors.Is(err, sql.ErrNoRows) || (err != nil && strings.Contains(err.Error(), "no such table")) {
+			return nil // no such collection (or the database is being created)
+		}
+		if err != nil {
+			return fmt.Errorf("embedded engine: table of collection: %w", err)
+		}
+	}
+	q := fmt.Sprintf(`SELECT _ferretdb_sjson FROM %q`, table)
+	var args []any
+	if field != "" {
+		if !slices.Contains(indexedFields, field) {
+			return fmt.Errorf("embedded engine: field %q is not indexed", field)
+		}
+		if len(values) == 0 {
+			return nil
+		}
+		q += fmt.Sprintf(` WHERE _ferretdb_sjson->>'$.%s' IN (?%s)`, field, strings.Repeat(",?", len(values)-1))
+		for _, v := range values {
+			args = append(args, v)
+		}
+	}
+	rows, err := sdb.QueryContext(ctx, q, args...)
+	if err != nil {
+		if strings.Contains(err.Error(), "no such table") { // dropped
+			e.mu.Lock()
+			delete(e.tables, db+"."+coll)
+			e.mu.Unlock()
+			return nil
+		}
+		return fmt.Errorf("embedded engine: scan: %w", err)
+	}
+	defer rows.Close()
+	var buf []byte
+	for rows.Next() {
+		buf = buf[:0]
+		if err := rows.Scan(&buf); err != nil {
+			return fmt.Errorf("embedded engine: scan: %w", err)
+		}
+		if err := fn(buf); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 func (e *Engine) sqlite(db string) (*sql.DB, error) {
@@ -152,7 +228,7 @@ func (e *Engine) sqlite(db string) (*sql.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.SetMaxOpenConns(1)
+	d.SetMaxOpenConns(4)
 	e.dbs[db] = d
 	return d, nil
 }
@@ -189,4 +265,16 @@ func (l levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
 }
 func (l levelFilter) WithGroup(n string) slog.Handler {
 	return levelFilter{h: l.h.WithGroup(n), min: l.min}
+}
+
+// Options returns the store/mongo options that let a store on database db
+// use this engine's accelerations: the _id index on every collection it
+// creates, and direct SQLite reads for searches.
+func (e *Engine) Options(db string) smongo.Options {
+	return smongo.Options{
+		OnCollectionCreated: func(ctx context.Context, coll string) error { return e.IndexCollection(ctx, db, coll) },
+		Scan: func(ctx context.Context, coll, field string, values []string, fn func([]byte) error) error {
+			return e.Scan(ctx, db, coll, field, values, fn)
+		},
+	}
 }

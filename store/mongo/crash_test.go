@@ -23,9 +23,7 @@ func openEmbedded(t *testing.T, dir string) (*embedded.Engine, *smongo.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := smongo.Open(ctx, e.URI(), "crash", smongo.Options{
-		OnCollectionCreated: func(ctx context.Context, coll string) error { return e.IndexCollection(ctx, "crash", coll) },
-	})
+	s, err := smongo.Open(ctx, e.URI(), "crash", e.Options("crash"))
 	if err != nil {
 		_ = e.Close()
 		t.Fatal(err)

@@ -29,6 +29,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
+	"regexp"
 	"errors"
 	"fmt"
 	"sort"
@@ -58,6 +60,10 @@ type Options struct {
 	// Indexes creates MongoDB secondary indexes (off for the embedded
 	// engine, where they are not used for queries and slow down writes).
 	Indexes bool
+	// Scan, when set (the embedded engine), reads a collection's rows
+	// directly: all of them (field "") or those whose top-level field
+	// equals one of values. Find then evaluates filters in memory.
+	Scan func(ctx context.Context, coll, field string, values []string, fn func(doc []byte) error) error
 }
 
 // Store is a store.Store on a MongoDB database.
@@ -159,7 +165,8 @@ func (s *Store) createIndexes(ctx context.Context, name string, c *mongo.Collect
 	case strings.HasPrefix(name, "r_"):
 		models = []mongo.IndexModel{
 			{Keys: bson.D{{Key: "p", Value: 1}}},
-			{Keys: bson.D{{Key: "k.identifier", Value: 1}}},
+			{Keys: bson.D{{Key: "k.$**", Value: 1}}},
+			{Keys: bson.D{{Key: "r.$**", Value: 1}}},
 		}
 	}
 	if len(models) == 0 {
@@ -177,30 +184,83 @@ func isNamespaceExists(err error) bool {
 	return strings.Contains(err.Error(), "already exists")
 }
 
-// doc is the stored shape of a version.
+// doc is the stored shape of a version. The json tags let the embedded
+// engine's rows (read straight from SQLite) decode into it too.
 type doc struct {
-	ID      string              `bson:"_id"`
-	RID     string              `bson:"id,omitempty"` // history only
-	Type    string              `bson:"t"`
-	V       int64               `bson:"v"`
-	TS      int64               `bson:"ts"`
-	Del     bool                `bson:"del"`
-	Method  string              `bson:"m"`
-	JSON    string              `bson:"j"`
-	Hash    string              `bson:"h"`
-	Patient string              `bson:"p,omitempty"`
-	Sec     []string            `bson:"s,omitempty"`
-	Org     string              `bson:"o,omitempty"`
-	Author  string              `bson:"a,omitempty"`
-	Keys    map[string][]string `bson:"k,omitempty"`
-	Tx      string              `bson:"tx,omitempty"` // history: the journal commit that wrote it
+	ID      string                `bson:"_id" json:"_id"`
+	RID     string                `bson:"id,omitempty" json:"id,omitempty"` // history only
+	Type    string                `bson:"t" json:"t"`
+	V       int64                 `bson:"v" json:"v"`
+	TS      int64                 `bson:"ts" json:"ts"`
+	Del     bool                  `bson:"del" json:"del"`
+	Method  string                `bson:"m" json:"m"`
+	JSON    string                `bson:"j" json:"j"`
+	Hash    string                `bson:"h" json:"h"`
+	Patient string                `bson:"p,omitempty" json:"p,omitempty"`
+	Sec     []string              `bson:"s,omitempty" json:"s,omitempty"`
+	Org     string                `bson:"o,omitempty" json:"o,omitempty"`
+	Author  string                `bson:"a,omitempty" json:"a,omitempty"`
+	Keys    map[string][]string   `bson:"k,omitempty" json:"k,omitempty"`
+	Ranges  map[string][]rangeDoc `bson:"r,omitempty" json:"r,omitempty"`
+	SortStr map[string]string     `bson:"os,omitempty" json:"os,omitempty"`
+	SortNum map[string][]float64  `bson:"on,omitempty" json:"on,omitempty"`
+	Tx      string                `bson:"tx,omitempty" json:"tx,omitempty"` // history: the journal commit that wrote it
+}
+
+type rangeDoc struct {
+	Lo float64 `bson:"lo" json:"lo"`
+	Hi float64 `bson:"hi" json:"hi"`
+}
+
+// Index names become field names: "." and "$" may not appear in them.
+var (
+	fieldEsc   = strings.NewReplacer("%", "%25", ".", "%2E", "$", "%24")
+	fieldUnesc = strings.NewReplacer("%2E", ".", "%24", "$", "%25", "%")
+)
+
+func escMap[V any](m map[string]V) map[string]V {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]V, len(m))
+	for k, v := range m {
+		out[fieldEsc.Replace(k)] = v
+	}
+	return out
+}
+
+func unescMap[V any](m map[string]V) map[string]V {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]V, len(m))
+	for k, v := range m {
+		out[fieldUnesc.Replace(k)] = v
+	}
+	return out
 }
 
 func toDoc(v *store.Version, history bool) *doc {
 	d := &doc{
 		ID: v.ID, Type: v.Type, V: v.VersionID, TS: v.LastUpdated.UnixMicro(), Del: v.Deleted,
 		Method: v.Method, JSON: string(v.JSON), Hash: v.Hash, Patient: v.Patient, Sec: v.Security,
-		Org: v.Org, Author: v.Author, Keys: v.Keys,
+		Org: v.Org, Author: v.Author, Keys: escMap(v.Keys), SortStr: escMap(v.SortStr),
+	}
+	if len(v.Ranges) > 0 {
+		d.Ranges = map[string][]rangeDoc{}
+		for k, rs := range v.Ranges {
+			out := make([]rangeDoc, len(rs))
+			for i, r := range rs {
+				out[i] = rangeDoc{Lo: r.Lo, Hi: r.Hi}
+			}
+			d.Ranges[fieldEsc.Replace(k)] = out
+		}
+	}
+	if len(v.SortNum) > 0 {
+		d.SortNum = map[string][]float64{}
+		for k, n := range v.SortNum {
+			d.SortNum[fieldEsc.Replace(k)] = []float64{n[0], n[1]}
+		}
 	}
 	if history {
 		d.ID = histID(v.ID, v.VersionID)
@@ -217,7 +277,25 @@ func (d *doc) version() *store.Version {
 	v := &store.Version{
 		Type: d.Type, ID: id, VersionID: d.V, LastUpdated: time.UnixMicro(d.TS).UTC(), Deleted: d.Del,
 		Method: d.Method, Hash: d.Hash, Patient: d.Patient, Security: d.Sec, Org: d.Org,
-		Author: d.Author, Keys: d.Keys,
+		Author: d.Author, Keys: unescMap(d.Keys), SortStr: unescMap(d.SortStr),
+	}
+	if len(d.Ranges) > 0 {
+		v.Ranges = map[string][]store.Range{}
+		for k, rs := range d.Ranges {
+			out := make([]store.Range, len(rs))
+			for i, r := range rs {
+				out[i] = store.Range{Lo: r.Lo, Hi: r.Hi}
+			}
+			v.Ranges[fieldUnesc.Replace(k)] = out
+		}
+	}
+	if len(d.SortNum) > 0 {
+		v.SortNum = map[string][2]float64{}
+		for k, n := range d.SortNum {
+			if len(n) == 2 {
+				v.SortNum[fieldUnesc.Replace(k)] = [2]float64{n[0], n[1]}
+			}
+		}
 	}
 	if !d.Del {
 		v.JSON = []byte(d.JSON)
@@ -487,55 +565,162 @@ func (s *Store) CountHistory(ctx context.Context, q store.HistoryQuery) (int64, 
 
 // Find implements store.Store.
 func (s *Store) Find(ctx context.Context, q store.Query) ([]*store.Version, error) {
-	f := bson.D{}
-	for _, c := range q.Conditions {
-		key := "k." + c.Key
-		if c.Key == "_id" {
-			key = "_id"
-		}
-		if len(c.Values) == 1 {
-			f = append(f, bson.E{Key: key, Value: c.Values[0]})
-		} else {
-			f = append(f, bson.E{Key: key, Value: bson.D{{Key: "$in", Value: c.Values}}})
+	vs, err := s.match(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return store.SortPage(vs, q), nil
+}
+
+// Count implements store.Store.
+func (s *Store) Count(ctx context.Context, q store.Query) (int64, error) {
+	vs, err := s.match(ctx, q)
+	return int64(len(vs)), err
+}
+
+// maxIDFetch is the largest _id list fetched one read at a time.
+const maxIDFetch = 100
+
+// match returns every current, non-deleted version matching q, unsorted.
+//
+// A query on a few ids reads each by {_id} (the engine's fast path). On
+// the embedded engine the other queries read rows straight from SQLite
+// (all rows of the type, or those of the queried patients through an
+// index on the owning patient) and evaluate the filter in memory; on
+// MongoDB the filter is translated to a query its indexes serve, and
+// evaluated again in memory (the same semantics either way).
+func (s *Store) match(ctx context.Context, q store.Query) ([]*store.Version, error) {
+	where := q.Where()
+	var out []*store.Version
+	keep := func(v *store.Version) {
+		if !v.Deleted && where.Match(v) {
+			out = append(out, v)
 		}
 	}
-	// A single _id condition: fetch by the fast path, filter in Go.
-	if len(f) == 1 && f[0].Key == "_id" {
-		if id, ok := f[0].Value.(string); ok {
+	switch ids, byID := idsOf(where); {
+	case byID && len(ids) <= maxIDFetch:
+		for _, id := range ids {
 			v, err := s.Read(ctx, q.Type, id)
 			switch {
 			case err == nil:
-				return []*store.Version{v}, nil
+				keep(v)
 			case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrGone):
-				return nil, nil
 			default:
 				return nil, err
 			}
 		}
+		return out, nil // Read already consulted the overlay
+	case s.opts.Scan != nil:
+		field, values := "", []string(nil)
+		if pats, ok := where.PatientsOf(); ok {
+			field, values = "p", pats
+		}
+		err := s.opts.Scan(ctx, curName(q.Type), field, values, func(raw []byte) error {
+			var d doc
+			if err := json.Unmarshal(raw, &d); err != nil {
+				return err
+			}
+			keep(d.version())
+			return nil
+		})
+		if err != nil {
+			return nil, store.E("find", store.ErrUnavailable, err)
+		}
+	default:
+		f := toBSON(where)
+		f = append(f, bson.E{Key: "del", Value: false})
+		cur, err := s.db.Collection(curName(q.Type)).Find(ctx, f)
+		if err != nil {
+			return nil, store.E("find", store.ErrUnavailable, err)
+		}
+		var docs []doc
+		if err := cur.All(ctx, &docs); err != nil {
+			return nil, store.E("find", store.ErrUnavailable, err)
+		}
+		for i := range docs {
+			keep(docs[i].version())
+		}
 	}
-	f = append(f, bson.E{Key: "del", Value: false})
-	fo := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}})
-	if q.Limit > 0 {
-		fo.SetLimit(int64(q.Limit))
+	return s.withOverlay(q.Type, where, out), nil
+}
+
+// idsOf returns the ids an _id equality at the top of f restricts to.
+func idsOf(f store.Filter) ([]string, bool) {
+	switch f.Op {
+	case store.OpEq:
+		if f.Key == "_id" {
+			return f.Values, true
+		}
+	case store.OpAnd:
+		for _, c := range f.Children {
+			if ids, ok := idsOf(c); ok {
+				return ids, true
+			}
+		}
 	}
-	cur, err := s.db.Collection(curName(q.Type)).Find(ctx, f, fo)
-	if err != nil {
-		return nil, store.E("find", store.ErrUnavailable, err)
+	return nil, false
+}
+
+// toBSON translates a filter for MongoDB.
+func toBSON(f store.Filter) bson.D {
+	switch f.Op {
+	case store.OpAll:
+		return bson.D{}
+	case store.OpAnd, store.OpOr:
+		parts := bson.A{}
+		for _, c := range f.Children {
+			parts = append(parts, toBSON(c))
+		}
+		if len(parts) == 0 {
+			if f.Op == store.OpAnd {
+				return bson.D{}
+			}
+			return bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: bson.A{}}}}}
+		}
+		op := "$and"
+		if f.Op == store.OpOr {
+			op = "$or"
+		}
+		return bson.D{{Key: op, Value: parts}}
+	case store.OpNot:
+		return bson.D{{Key: "$nor", Value: bson.A{toBSON(f.Children[0])}}}
+	case store.OpEq:
+		field := "k." + fieldEsc.Replace(f.Key)
+		if f.Key == "_id" {
+			field = "_id"
+		}
+		return bson.D{{Key: field, Value: bson.D{{Key: "$in", Value: f.Values}}}}
+	case store.OpPrefix, store.OpContains:
+		ors := bson.A{}
+		for _, v := range f.Values {
+			re := regexp.QuoteMeta(v)
+			if f.Op == store.OpPrefix {
+				re = "^" + re
+			}
+			ors = append(ors, bson.D{{Key: "k." + fieldEsc.Replace(f.Key), Value: bson.D{{Key: "$regex", Value: re}}}})
+		}
+		return bson.D{{Key: "$or", Value: ors}}
+	case store.OpRange:
+		em := bson.D{}
+		for _, b := range f.Bounds {
+			em = append(em, bson.E{Key: b.Field, Value: bson.D{{Key: "$" + map[string]string{"lt": "lt", "le": "lte", "gt": "gt", "ge": "gte"}[b.Cmp], Value: b.V}}})
+		}
+		return bson.D{{Key: "r." + fieldEsc.Replace(f.Key), Value: bson.D{{Key: "$elemMatch", Value: em}}}}
+	case store.OpExists:
+		k := fieldEsc.Replace(f.Key)
+		return bson.D{{Key: "$or", Value: bson.A{
+			bson.D{{Key: "k." + k + ".0", Value: bson.D{{Key: "$exists", Value: true}}}},
+			bson.D{{Key: "r." + k + ".0", Value: bson.D{{Key: "$exists", Value: true}}}},
+		}}}
+	case store.OpPatient:
+		return bson.D{{Key: "p", Value: bson.D{{Key: "$in", Value: f.Values}}}}
 	}
-	var docs []doc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, store.E("find", store.ErrUnavailable, err)
-	}
-	out := make([]*store.Version, 0, len(docs))
-	for i := range docs {
-		out = append(out, docs[i].version())
-	}
-	return s.withOverlay(q, out), nil
+	return bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: bson.A{}}}}}
 }
 
 // withOverlay makes a Find consistent with commits being applied: their
 // versions replace what the engine returned, and new matches are added.
-func (s *Store) withOverlay(q store.Query, found []*store.Version) []*store.Version {
+func (s *Store) withOverlay(typ string, where store.Filter, found []*store.Version) []*store.Version {
 	s.tx.mu.RLock()
 	defer s.tx.mu.RUnlock()
 	if len(s.tx.overlay) == 0 {
@@ -548,46 +733,18 @@ func (s *Store) withOverlay(q store.Query, found []*store.Version) []*store.Vers
 		seen[k] = true
 		if p := s.tx.overlay[k]; p != nil {
 			v = p.v
-			if v.Deleted || !matches(v, q.Conditions) {
+			if v.Deleted || !where.Match(v) {
 				continue
 			}
 		}
 		out = append(out, v)
 	}
 	for k, p := range s.tx.overlay {
-		if !seen[k] && p.v.Type == q.Type && !p.v.Deleted && matches(p.v, q.Conditions) {
+		if !seen[k] && p.v.Type == typ && !p.v.Deleted && where.Match(p.v) {
 			out = append(out, p.v)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	if q.Limit > 0 && len(out) > q.Limit {
-		out = out[:q.Limit]
-	}
 	return out
-}
-
-// matches evaluates query conditions on a version in memory.
-func matches(v *store.Version, conds []store.Condition) bool {
-	for _, c := range conds {
-		var have []string
-		if c.Key == "_id" {
-			have = []string{v.ID}
-		} else {
-			have = v.Keys[c.Key]
-		}
-		ok := false
-		for _, want := range c.Values {
-			for _, h := range have {
-				if h == want {
-					ok = true
-				}
-			}
-		}
-		if !ok {
-			return false
-		}
-	}
-	return true
 }
 
 func randHex(n int) string {

@@ -24,9 +24,7 @@ func TestConformanceEmbedded(t *testing.T) {
 	t.Cleanup(func() { _ = e.Close() })
 	storetest.Run(t, func(t *testing.T) store.Store {
 		db := fmt.Sprintf("conf%d", dbSeq.Add(1))
-		s, err := smongo.Open(ctx, e.URI(), db, smongo.Options{
-			OnCollectionCreated: func(ctx context.Context, coll string) error { return e.IndexCollection(ctx, db, coll) },
-		})
+		s, err := smongo.Open(ctx, e.URI(), db, e.Options(db))
 		if err != nil {
 			t.Fatal(err)
 		}
