@@ -73,9 +73,11 @@ func Prefix(key string, values ...string) Filter {
 func Contains(key string, values ...string) Filter {
 	return Filter{Op: OpContains, Key: key, Values: values}
 }
-func InRange(key string, bounds ...Bound) Filter { return Filter{Op: OpRange, Key: key, Bounds: bounds} }
-func Exists(key string) Filter                   { return Filter{Op: OpExists, Key: key} }
-func InPatient(ids ...string) Filter             { return Filter{Op: OpPatient, Values: ids} }
+func InRange(key string, bounds ...Bound) Filter {
+	return Filter{Op: OpRange, Key: key, Bounds: bounds}
+}
+func Exists(key string) Filter       { return Filter{Op: OpExists, Key: key} }
+func InPatient(ids ...string) Filter { return Filter{Op: OpPatient, Values: ids} }
 
 // Match evaluates f on v in memory. It is the reference semantics of
 // every store's translation of f.

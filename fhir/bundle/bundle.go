@@ -776,4 +776,3 @@ func (p *Processor) response(typ string, entries []*entry, o Options) []byte {
 func statusLine(code int) string {
 	return fmt.Sprintf("%d %s", code, http.StatusText(code))
 }
-
