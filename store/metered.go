@@ -126,3 +126,11 @@ func (m *Metered) Count(ctx context.Context, q Query) (int64, error) {
 	m.done("count", t, err)
 	return n, err
 }
+
+// Search implements Store.
+func (m *Metered) Search(ctx context.Context, q Query) ([]*Version, int64, error) {
+	t := time.Now()
+	vs, n, err := m.Store.Search(ctx, q)
+	m.done("search", t, err)
+	return vs, n, err
+}

@@ -85,6 +85,21 @@ func SortPage(vs []*Version, q Query) []*Version {
 	}
 	sort.SliceStable(idx, func(a, b int) bool { return Less(pos[idx[a]], pos[idx[b]], q.Sort) })
 	out := make([]*Version, 0, len(vs))
+	if q.Before != nil {
+		// The Limit results just before the position, in order.
+		end := 0
+		for end < len(idx) && Less(pos[idx[end]], *q.Before, q.Sort) {
+			end++
+		}
+		start := 0
+		if q.Limit > 0 && end-q.Limit > 0 {
+			start = end - q.Limit
+		}
+		for _, i := range idx[start:end] {
+			out = append(out, vs[i])
+		}
+		return out
+	}
 	for _, i := range idx {
 		if q.After != nil && !Less(*q.After, pos[i], q.Sort) {
 			continue

@@ -140,9 +140,11 @@ type Query struct {
 	// the order is total.
 	Sort []SortKey
 	// After, when set, returns only results strictly after this position
-	// in the Sort order (keyset paging).
-	After *Position
-	Limit int
+	// in the Sort order (keyset paging). Before returns the Limit results
+	// that come just before it (the previous page), in Sort order.
+	After  *Position
+	Before *Position
+	Limit  int
 }
 
 // Position is a place in a sorted result: the sort values of a result
@@ -191,6 +193,9 @@ type Store interface {
 	// Count counts current, non-deleted versions matching q (ignoring
 	// Sort, After and Limit).
 	Count(ctx context.Context, q Query) (int64, error)
+	// Search is Find and Count in one pass: the page q selects and the
+	// number of all matches.
+	Search(ctx context.Context, q Query) ([]*Version, int64, error)
 	// Claim atomically records key → value if key is free and returns
 	// ("", nil). If key is taken it returns the value it holds.
 	Claim(ctx context.Context, key, value string) (holder string, err error)

@@ -572,6 +572,15 @@ func (s *Store) Find(ctx context.Context, q store.Query) ([]*store.Version, erro
 	return store.SortPage(vs, q), nil
 }
 
+// Search implements store.Store.
+func (s *Store) Search(ctx context.Context, q store.Query) ([]*store.Version, int64, error) {
+	vs, err := s.match(ctx, q)
+	if err != nil {
+		return nil, 0, err
+	}
+	return store.SortPage(vs, q), int64(len(vs)), nil
+}
+
 // Count implements store.Store.
 func (s *Store) Count(ctx context.Context, q store.Query) (int64, error) {
 	vs, err := s.match(ctx, q)
