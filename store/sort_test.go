@@ -30,7 +30,7 @@ func TestSortPage(t *testing.T) {
 		want string
 	}{
 		{nil, "abcde"},
-		{[]SortKey{{Param: "date"}}, "bcead"},               // missing date last
+		{[]SortKey{{Param: "date"}}, "bcead"},                  // missing date last
 		{[]SortKey{{Param: "date", Desc: true}}, "aceb" + "d"}, // desc by hi, missing last
 		{[]SortKey{{Param: "name"}, {Param: "date", Desc: true}}, "ebadc"},
 		{[]SortKey{{Param: "_id", Desc: true}}, "edcba"},
