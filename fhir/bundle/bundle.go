@@ -36,9 +36,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dossier-fhir/dossier/fhir/access"
@@ -322,6 +324,7 @@ type refResolver struct {
 	req     *access.Requester
 	byURL   map[string]string // fullUrl (and relative forms) → Type/id
 	inBatch map[string]bool   // fullUrls of a batch's entries (references to them are refused)
+	mu      sync.Mutex        // guards cond (entries are parsed in parallel)
 	cond    map[string]string // conditional reference → Type/id
 }
 
@@ -336,7 +339,10 @@ func (r *refResolver) resolve(ref string) (string, error) {
 	if !ok || !resource.IsType(typ) {
 		return ref, nil
 	}
-	if to, ok := r.cond[ref]; ok {
+	r.mu.Lock()
+	to, ok := r.cond[ref]
+	r.mu.Unlock()
+	if ok {
 		return to, nil
 	}
 	crit, err := repo.ParseCriteria(typ, q)
@@ -352,7 +358,9 @@ func (r *refResolver) resolve(ref string) (string, error) {
 		return "", outcome.New(outcome.PreconditionFailed, "not-found", "the conditional reference %s matches no resource", typ+"?…")
 	case 1:
 		to := typ + "/" + found[0].ID
+		r.mu.Lock()
 		r.cond[ref] = to
+		r.mu.Unlock()
 		return to, nil
 	}
 	return "", outcome.New(outcome.PreconditionFailed, "multiple-matches", "the conditional reference %s matches several resources", typ+"?…")
@@ -405,6 +413,43 @@ func patchBody(e *entry) ([]byte, error) {
 		return nil, outcome.New(outcome.Invalid, "invalid", "the patch Binary's data is not base64")
 	}
 	return patch, nil
+}
+
+type parseResult struct {
+	p   *resource.Parsed
+	err error
+}
+
+// parseAll parses the resources of POST and PUT entries on all cores.
+func (p *Processor) parseAll(order []*entry, rr *refResolver) map[int]parseResult {
+	var todo []*entry
+	for _, e := range order {
+		if !e.skipped && (e.method == http.MethodPost || e.method == http.MethodPut) {
+			todo = append(todo, e)
+		}
+	}
+	out := make(map[int]parseResult, len(todo))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	next := make(chan *entry)
+	for range min(runtime.GOMAXPROCS(0), max(1, len(todo))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for e := range next {
+				pr, err := p.parseResource(e, rr)
+				mu.Lock()
+				out[e.i] = parseResult{p: pr, err: err}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, e := range todo {
+		next <- e
+	}
+	close(next)
+	wg.Wait()
+	return out
 }
 
 // transaction plans every write, commits them together, then runs reads.
@@ -544,7 +589,10 @@ func (p *Processor) planAndCommit(ctx context.Context, req *access.Requester, en
 			}
 		}
 	}
-	// Pass 2: plan every write.
+	// Pass 2: rewrite references and validate the resources, in parallel
+	// (validation is most of a write's CPU).
+	parsed := p.parseAll(order, rr)
+	// Pass 3: plan every write.
 	var versions []*store.Version
 	for _, e := range order {
 		if e.skipped {
@@ -556,13 +604,14 @@ func (p *Processor) planAndCommit(ctx context.Context, req *access.Requester, en
 		case http.MethodGet, http.MethodHead:
 			continue
 		case http.MethodPost:
-			var parsed *resource.Parsed
-			if parsed, err = p.parseResource(e, rr); err == nil {
-				res, err = p.repo.PlanCreate(req, parsed, e.tgt.id)
+			pr := parsed[e.i]
+			if err = pr.err; err == nil {
+				res, err = p.repo.PlanCreate(req, pr.p, e.tgt.id)
 			}
 		case http.MethodPut:
-			var parsed *resource.Parsed
-			if parsed, err = p.parseResource(e, rr); err == nil {
+			pr := parsed[e.i]
+			if err = pr.err; err == nil {
+				parsed := pr.p
 				if parsed.ID != "" && parsed.ID != e.tgt.id {
 					err = outcome.New(outcome.Invalid, "invalid", "the resource id does not match the request URL")
 				} else {

@@ -178,9 +178,13 @@ func (r *Repo) build(req *access.Requester, p *resource.Parsed, id string, vid i
 	if err != nil {
 		return nil, outcome.Wrap(err, outcome.Invalid, "structure", "meta is not valid: %v", err)
 	}
-	hash, err := resource.ContentHash(data)
-	if err != nil {
-		return nil, outcome.Wrap(err, outcome.Internal, "exception", "hashing failed")
+	// The content hash serves to recognise no-op updates; a create's is
+	// computed lazily, the first time an update compares with it.
+	var hash string
+	if method != "POST" {
+		if hash, err = resource.ContentHash(data); err != nil {
+			return nil, outcome.Wrap(err, outcome.Internal, "exception", "hashing failed")
+		}
 	}
 	x := resource.Extract(p.Type, id, p.Object)
 	v := &store.Version{
@@ -380,8 +384,17 @@ func (r *Repo) PlanWrite(ctx context.Context, req *access.Requester, typ, id str
 	if err != nil {
 		return Result{}, err
 	}
-	if live && v.Hash == cur.Hash {
-		return Result{Version: cur, NoOp: true}, nil
+	if live {
+		curHash := cur.Hash
+		if curHash == "" {
+			curHash, _ = resource.ContentHash(cur.JSON)
+		}
+		if v.Hash == "" {
+			v.Hash, _ = resource.ContentHash(v.JSON)
+		}
+		if v.Hash == curHash {
+			return Result{Version: cur, NoOp: true}, nil
+		}
 	}
 	return Result{Version: v, Created: !live}, nil
 }

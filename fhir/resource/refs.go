@@ -3,90 +3,92 @@ package resource
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 )
 
-// RewriteReferences calls fn on the value of every `reference` member of
-// a Reference anywhere in the resource (contained resources included) and
-// replaces it with what fn returns. Members keep their order and other
-// values their exact text. It returns the input unchanged when fn changes
-// nothing.
+// RewriteReferences calls fn on the value of every `reference` member
+// whose value is a string (Reference.reference, anywhere in the resource,
+// contained resources included) and replaces it with what fn returns.
+// Everything else keeps its exact bytes. It returns the input unchanged
+// when fn changes nothing.
+//
+// It is a single pass over the bytes with a small JSON-aware scanner (no
+// decoding): bundles rewrite every reference of every entry.
 func RewriteReferences(data []byte, fn func(ref string) (string, error)) ([]byte, error) {
-	out, changed, err := rewrite(data, fn, 0)
-	if err != nil || !changed {
-		return data, err
+	var out []byte // nil until the first change
+	last := 0
+	i := 0
+	n := len(data)
+	for i < n {
+		c := data[i]
+		if c != '"' {
+			i++
+			continue
+		}
+		// A string: find its end.
+		end, err := stringEnd(data, i)
+		if err != nil {
+			return nil, err
+		}
+		isRefKey := end-i-1 == len("reference") && bytes.Equal(data[i+1:end], []byte("reference"))
+		i = end + 1
+		if !isRefKey {
+			continue
+		}
+		// Key position: whitespace, ':', whitespace, then a string value.
+		j := skipSpace(data, i)
+		if j >= n || data[j] != ':' {
+			continue // "reference" was a value, not a key
+		}
+		j = skipSpace(data, j+1)
+		if j >= n || data[j] != '"' {
+			continue // an object or another value: keep scanning inside it
+		}
+		vend, err := stringEnd(data, j)
+		if err != nil {
+			return nil, err
+		}
+		var ref string
+		if err := json.Unmarshal(data[j:vend+1], &ref); err != nil {
+			return nil, err
+		}
+		nr, err := fn(ref)
+		if err != nil {
+			return nil, err
+		}
+		if nr != ref {
+			enc, _ := json.Marshal(nr)
+			out = append(out, data[last:j]...)
+			out = append(out, enc...)
+			last = vend + 1
+		}
+		i = vend + 1
 	}
-	return out, nil
+	if out == nil {
+		return data, nil
+	}
+	return append(out, data[last:]...), nil
 }
 
-func rewrite(raw json.RawMessage, fn func(string) (string, error), depth int) ([]byte, bool, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || depth > 200 {
-		return raw, false, nil
+var errUnterminated = errors.New("unterminated JSON string")
+
+// stringEnd returns the index of the closing quote of the string that
+// starts at data[start] == '"'.
+func stringEnd(data []byte, start int) (int, error) {
+	for k := start + 1; k < len(data); k++ {
+		switch data[k] {
+		case '\\':
+			k++
+		case '"':
+			return k, nil
+		}
 	}
-	switch raw[0] {
-	case '{':
-		obj, err := ParseObject(raw)
-		if err != nil {
-			return nil, false, err
-		}
-		changed := false
-		for i, f := range obj {
-			if f.Key == "reference" {
-				var ref string
-				if json.Unmarshal(f.Value, &ref) == nil {
-					nr, err := fn(ref)
-					if err != nil {
-						return nil, false, err
-					}
-					if nr != ref {
-						obj[i].Value, _ = json.Marshal(nr)
-						changed = true
-					}
-				}
-				continue
-			}
-			nv, ch, err := rewrite(f.Value, fn, depth+1)
-			if err != nil {
-				return nil, false, err
-			}
-			if ch {
-				obj[i].Value = nv
-				changed = true
-			}
-		}
-		if !changed {
-			return raw, false, nil
-		}
-		return obj.Marshal(), true, nil
-	case '[':
-		var items []json.RawMessage
-		if err := json.Unmarshal(raw, &items); err != nil {
-			return nil, false, err
-		}
-		changed := false
-		for i, it := range items {
-			nv, ch, err := rewrite(it, fn, depth+1)
-			if err != nil {
-				return nil, false, err
-			}
-			if ch {
-				items[i] = nv
-				changed = true
-			}
-		}
-		if !changed {
-			return raw, false, nil
-		}
-		var b bytes.Buffer
-		b.WriteByte('[')
-		for i, it := range items {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.Write(it)
-		}
-		b.WriteByte(']')
-		return b.Bytes(), true, nil
+	return 0, errUnterminated
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
 	}
-	return raw, false, nil
+	return i
 }

@@ -120,3 +120,23 @@ func TestRewriteReferences(t *testing.T) {
 		t.Fatal("unchanged input was rewritten")
 	}
 }
+
+func TestRewriteReferencesTricky(t *testing.T) {
+	in := `{"a":"reference","text":{"div":"<div>\"reference\":\"urn:uuid:1\"</div>"},"b":{"reference" : "urn:uuid:1"},"c":{"reference":{"reference":"urn:uuid:1"}},"d":"x\\","e":{"reference":"keep"}}`
+	out, err := RewriteReferences([]byte(in), func(ref string) (string, error) {
+		if ref == "urn:uuid:1" {
+			return "Patient/é", nil
+		}
+		return ref, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"a":"reference","text":{"div":"<div>\"reference\":\"urn:uuid:1\"</div>"},"b":{"reference" : "Patient/é"},"c":{"reference":{"reference":"Patient/é"}},"d":"x\\","e":{"reference":"keep"}}`
+	if string(out) != want {
+		t.Fatalf("got  %s\nwant %s", out, want)
+	}
+	if _, err := RewriteReferences([]byte(`{"reference":"abc`), func(s string) (string, error) { return s, nil }); err == nil {
+		t.Fatal("unterminated string: want an error")
+	}
+}

@@ -1,16 +1,23 @@
 package rest_test
 
 import (
+	"compress/bzip2"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/dossier-fhir/dossier/fhir/repo"
 )
 
 // benchDocs is how many Patients the read benchmarks load.
@@ -86,3 +93,87 @@ func BenchmarkRead(b *testing.B) {
 }
 
 func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
+
+// readSample returns the bundles of testdata/synthea, batch files first.
+func readSample(b *testing.B) (batches, transactions [][]byte) {
+	files, _ := filepath.Glob("../../testdata/synthea/*.json.bz2")
+	sort.Strings(files)
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		data, err := io.ReadAll(bzip2.NewReader(fh))
+		fh.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if strings.HasPrefix(filepath.Base(f), "0-") {
+			batches = append(batches, data)
+		} else {
+			transactions = append(transactions, data)
+		}
+	}
+	return batches, transactions
+}
+
+// BenchmarkIngest compares, per resource, a Synthea patient transaction
+// bundle POSTed over HTTP (validation, reference resolution, the atomic
+// journal commit) with a raw driver InsertMany of the same resources as
+// {_id, j} documents, on the same engine in the same run. Reported as
+// ns/op per resource; BENCHMARKS.md gives the ratio.
+func BenchmarkIngest(b *testing.B) {
+	batches, txs := readSample(b)
+	e := newEnv(b)
+	for _, bt := range batches {
+		if r := e.Do("POST", "", string(bt)); r.Status != 200 {
+			b.Fatalf("batch: %d", r.Status)
+		}
+	}
+	var entries [][]json.RawMessage
+	total := 0
+	for _, tx := range txs {
+		var bd struct {
+			Entry []struct {
+				Resource json.RawMessage `json:"resource"`
+			} `json:"entry"`
+		}
+		_ = json.Unmarshal(tx, &bd)
+		var rs []json.RawMessage
+		for _, en := range bd.Entry {
+			rs = append(rs, en.Resource)
+		}
+		entries = append(entries, rs)
+		total += len(rs)
+	}
+	b.Run("raw-insertmany", func(b *testing.B) {
+		db := e.Store.Database()
+		ctx := context.Background()
+		for b.Loop() {
+			for _, rs := range entries {
+				byType := map[string][]any{}
+				for _, r := range rs {
+					var h struct{ ResourceType string }
+					_ = json.Unmarshal(r, &h)
+					byType[h.ResourceType] = append(byType[h.ResourceType], bson.D{{Key: "_id", Value: repo.NewID()}, {Key: "j", Value: string(r)}})
+				}
+				for typ, docs := range byType {
+					if _, err := db.Collection("raw_"+typ).InsertMany(ctx, docs); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*total), "ns/resource")
+	})
+	b.Run("transaction", func(b *testing.B) {
+		for b.Loop() {
+			for _, tx := range txs {
+				if r := e.Do("POST", "", string(tx), "Prefer", "return=minimal"); r.Status != 200 {
+					b.Fatalf("transaction: %d %s", r.Status, r.Body)
+				}
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*total), "ns/resource")
+	})
+}

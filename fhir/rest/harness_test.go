@@ -44,7 +44,9 @@ func sharedEngine(tb testing.TB) *embedded.Engine {
 			engineErr = err
 			return
 		}
-		engine, engineErr = embedded.Start(context.Background(), dir, nil)
+		// DOSSIER_TEST_SYNC=normal runs the engine with SQLite
+		// synchronous=normal (benchmarks compare both settings).
+		engine, engineErr = embedded.StartWith(context.Background(), embedded.Config{Dir: dir, Synchronous: os.Getenv("DOSSIER_TEST_SYNC")})
 		if engineErr == nil {
 			parser, engineErr = resource.NewParser()
 		}

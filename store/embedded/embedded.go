@@ -48,8 +48,36 @@ type Engine struct {
 	tables map[string]string // "db.collection" → SQLite table
 }
 
-// Start starts FerretDB with its SQLite files under dir.
+// Start starts FerretDB with its SQLite files under dir, with full
+// durability (see Config.Synchronous).
 func Start(ctx context.Context, dir string, logger *slog.Logger) (*Engine, error) {
+	return StartWith(ctx, Config{Dir: dir, Logger: logger})
+}
+
+// Config configures the embedded engine.
+type Config struct {
+	Dir    string
+	Logger *slog.Logger
+	// Synchronous is SQLite's synchronous setting in WAL mode: "full"
+	// (the default: every commit is on disk when it returns, safe against
+	// power loss) or "normal" (commits are safe against a process crash
+	// such as kill -9, but the last ones may be lost on a power failure or
+	// OS crash; the database stays consistent; several times faster for
+	// write-heavy loads).
+	Synchronous string
+}
+
+// StartWith starts FerretDB with cfg.
+func StartWith(ctx context.Context, cfg Config) (*Engine, error) {
+	dir, logger := cfg.Dir, cfg.Logger
+	sync := "full"
+	switch cfg.Synchronous {
+	case "", "full":
+	case "normal":
+		sync = "normal"
+	default:
+		return nil, fmt.Errorf("embedded engine: synchronous must be full or normal")
+	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -69,7 +97,7 @@ func Start(ctx context.Context, dir string, logger *slog.Logger) (*Engine, error
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: fmt.Sprintf("127.0.0.1:%d", port)},
 		Handler:   "sqlite",
-		SQLiteURL: "file:" + abs + "/",
+		SQLiteURL: "file:" + abs + "/?_pragma=synchronous(" + sync + ")",
 		Logger:    fl,
 	})
 	if err != nil {
@@ -251,6 +279,11 @@ func (e *Engine) Close() error {
 	return errors.Join(errs...)
 }
 
+// levelFilter passes FerretDB's records at or above min to h, without
+// their attributes: FerretDB attaches SQL statements and their arguments
+// (documents, hence patient data) to its loggers, which must not reach
+// our logs. WithAttrs and WithGroup are no-ops, which also spares the
+// cost of pre-formatting attributes that are never printed.
 type levelFilter struct {
 	h   slog.Handler
 	min slog.Level
@@ -259,13 +292,14 @@ type levelFilter struct {
 func (l levelFilter) Enabled(ctx context.Context, lv slog.Level) bool {
 	return lv >= l.min && l.h.Enabled(ctx, lv)
 }
-func (l levelFilter) Handle(ctx context.Context, r slog.Record) error { return l.h.Handle(ctx, r) }
-func (l levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
-	return levelFilter{h: l.h.WithAttrs(a), min: l.min}
+
+func (l levelFilter) Handle(ctx context.Context, r slog.Record) error {
+	clean := slog.NewRecord(r.Time, r.Level, "embedded engine: "+r.Message, r.PC)
+	return l.h.Handle(ctx, clean)
 }
-func (l levelFilter) WithGroup(n string) slog.Handler {
-	return levelFilter{h: l.h.WithGroup(n), min: l.min}
-}
+
+func (l levelFilter) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l levelFilter) WithGroup(string) slog.Handler      { return l }
 
 // Options returns the store/mongo options that let a store on database db
 // use this engine's accelerations: the _id index on every collection it
