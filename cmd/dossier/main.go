@@ -31,6 +31,8 @@ import (
 	"github.com/dossier-fhir/dossier/fhir/repo"
 	"github.com/dossier-fhir/dossier/fhir/resource"
 	"github.com/dossier-fhir/dossier/fhir/rest"
+	"github.com/dossier-fhir/dossier/fhir/search"
+	"github.com/dossier-fhir/dossier/profiles"
 	"github.com/dossier-fhir/dossier/store"
 	"github.com/dossier-fhir/dossier/store/embedded"
 	smongo "github.com/dossier-fhir/dossier/store/mongo"
@@ -193,7 +195,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	r := repo.New(st, parser, access.Interim{})
+	reg, err := search.LoadRegistry(profiles.FS, "Bundle-searchParams.json")
+	if err != nil {
+		return err
+	}
+	r := repo.New(st, parser, access.Interim{}, repo.WithSearch(reg))
 	cfg := rest.DefaultConfig()
 	cfg.BaseURL = *baseURL
 	cfg.MaxBodyBytes = *maxBody

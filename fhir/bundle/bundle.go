@@ -345,7 +345,7 @@ func (r *refResolver) resolve(ref string) (string, error) {
 	if ok {
 		return to, nil
 	}
-	crit, err := repo.ParseCriteria(typ, q)
+	crit, err := r.p.repo.Criteria(r.ctx, r.req, typ, q)
 	if err != nil {
 		return "", err
 	}
@@ -496,7 +496,7 @@ func (p *Processor) planAndCommit(ctx context.Context, req *access.Requester, en
 		case http.MethodPost:
 			act = access.Create
 			if ine := e.in.Request.IfNoneExist; ine != "" {
-				crit, err := repo.ParseCriteria(e.tgt.typ, ine)
+				crit, err := p.repo.Criteria(ctx, req, e.tgt.typ, ine)
 				if err != nil {
 					return entryErr(e.i, err)
 				}
@@ -521,7 +521,7 @@ func (p *Processor) planAndCommit(ctx context.Context, req *access.Requester, en
 		case http.MethodPut:
 			act = access.Update
 			if e.tgt.query != "" {
-				crit, err := repo.ParseCriteria(e.tgt.typ, e.tgt.query)
+				crit, err := p.repo.Criteria(ctx, req, e.tgt.typ, e.tgt.query)
 				if err != nil {
 					return entryErr(e.i, err)
 				}
@@ -551,7 +551,7 @@ func (p *Processor) planAndCommit(ctx context.Context, req *access.Requester, en
 		case http.MethodDelete:
 			act = access.Delete
 			if e.tgt.query != "" {
-				crit, err := repo.ParseCriteria(e.tgt.typ, e.tgt.query)
+				crit, err := p.repo.Criteria(ctx, req, e.tgt.typ, e.tgt.query)
 				if err != nil {
 					return entryErr(e.i, err)
 				}
@@ -739,7 +739,7 @@ func (p *Processor) read(ctx context.Context, req *access.Requester, e *entry) {
 		var crit repo.Criteria
 		crit.Type = t.typ
 		if t.query != "" {
-			if crit, err = repo.ParseCriteria(t.typ, t.query); err != nil {
+			if crit, err = p.repo.Criteria(ctx, req, t.typ, t.query); err != nil {
 				break
 			}
 		}

@@ -15,7 +15,9 @@
 package repo
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -30,6 +32,7 @@ import (
 	"github.com/dossier-fhir/dossier/fhir/jsonpatch"
 	"github.com/dossier-fhir/dossier/fhir/outcome"
 	"github.com/dossier-fhir/dossier/fhir/resource"
+	"github.com/dossier-fhir/dossier/fhir/search"
 	"github.com/dossier-fhir/dossier/store"
 )
 
@@ -38,13 +41,28 @@ type Repo struct {
 	st     store.Store
 	parser *resource.Parser
 	policy access.Policy
+	reg    *search.Registry
 	now    func() time.Time
 }
 
+// Option configures a Repo.
+type Option func(*Repo)
+
+// WithSearch indexes every written resource for the registry's search
+// parameters and makes conditional criteria full searches.
+func WithSearch(reg *search.Registry) Option { return func(r *Repo) { r.reg = reg } }
+
 // New builds a Repo.
-func New(st store.Store, parser *resource.Parser, policy access.Policy) *Repo {
-	return &Repo{st: st, parser: parser, policy: policy, now: time.Now}
+func New(st store.Store, parser *resource.Parser, policy access.Policy, opts ...Option) *Repo {
+	r := &Repo{st: st, parser: parser, policy: policy, now: time.Now}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
 }
+
+// Registry returns the search registry (nil without search).
+func (r *Repo) Registry() *search.Registry { return r.reg }
 
 // Result is the outcome of a write.
 type Result struct {
@@ -191,6 +209,22 @@ func (r *Repo) build(req *access.Requester, p *resource.Parsed, id string, vid i
 		Type: p.Type, ID: id, VersionID: vid, LastUpdated: ts, Method: method, JSON: data, Hash: hash,
 		Patient: x.Patient, Security: x.Security, Keys: x.Keys,
 	}
+	if r.reg != nil {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			return nil, outcome.Wrap(err, outcome.Internal, "exception", "indexing failed")
+		}
+		ix, err := r.reg.Index(p.Type, id, m, "")
+		if err != nil {
+			return nil, outcome.Wrap(err, outcome.Internal, "exception", "indexing failed")
+		}
+		v.Keys, v.Ranges, v.SortStr, v.SortNum = ix.Keys, ix.Ranges, ix.SortStr, ix.SortNum
+		if ix.Patient != "" {
+			v.Patient = ix.Patient
+		}
+	}
 	if req != nil {
 		v.Org = req.Org
 		v.Author = req.Subject
@@ -215,7 +249,7 @@ func (r *Repo) Create(ctx context.Context, req *access.Requester, typ string, bo
 	if ifNoneExist == "" {
 		return r.createNew(ctx, req, p, NewID())
 	}
-	crit, err := ParseCriteria(typ, ifNoneExist)
+	crit, err := r.Criteria(ctx, req, typ, ifNoneExist)
 	if err != nil {
 		return Result{}, err
 	}
@@ -472,7 +506,7 @@ func (r *Repo) ConditionalUpdate(ctx context.Context, req *access.Requester, typ
 	if err := r.policy.Allow(req, access.Update, typ); err != nil {
 		return Result{}, err
 	}
-	crit, err := ParseCriteria(typ, criteria)
+	crit, err := r.Criteria(ctx, req, typ, criteria)
 	if err != nil {
 		return Result{}, err
 	}
@@ -594,7 +628,7 @@ func (r *Repo) ConditionalDelete(ctx context.Context, req *access.Requester, typ
 	if err := r.policy.Allow(req, access.Delete, typ); err != nil {
 		return Result{}, err
 	}
-	crit, err := ParseCriteria(typ, criteria)
+	crit, err := r.Criteria(ctx, req, typ, criteria)
 	if err != nil {
 		return Result{}, err
 	}
@@ -672,7 +706,7 @@ func (r *Repo) Search(ctx context.Context, req *access.Requester, typ string, cr
 }
 
 func (r *Repo) find(ctx context.Context, req *access.Requester, crit Criteria, limit int) ([]*store.Version, error) {
-	vs, err := r.st.Find(ctx, store.Query{Type: crit.Type, Conditions: crit.Conditions})
+	vs, err := r.st.Find(ctx, crit.query())
 	if err != nil {
 		return nil, storeErr(err, crit.Type, "")
 	}
@@ -692,18 +726,121 @@ func (r *Repo) find(ctx context.Context, req *access.Requester, crit Criteria, l
 type Criteria struct {
 	Type       string
 	Conditions []store.Condition
+	Filter     store.Filter // with search: the compiled criteria
+	key        string       // canonical form, for claims
 }
 
 func (c Criteria) claimKey() string {
-	parts := make([]string, 0, len(c.Conditions))
-	for _, cond := range c.Conditions {
-		vals := append([]string(nil), cond.Values...)
-		sort.Strings(vals)
-		parts = append(parts, cond.Key+"="+strings.Join(vals, ","))
+	key := c.key
+	if key == "" {
+		parts := make([]string, 0, len(c.Conditions))
+		for _, cond := range c.Conditions {
+			vals := append([]string(nil), cond.Values...)
+			sort.Strings(vals)
+			parts = append(parts, cond.Key+"="+strings.Join(vals, ","))
+		}
+		sort.Strings(parts)
+		key = strings.Join(parts, "&")
 	}
-	sort.Strings(parts)
-	sum := sha256.Sum256([]byte(c.Type + "?" + strings.Join(parts, "&")))
+	sum := sha256.Sum256([]byte(c.Type + "?" + key))
 	return "cond:" + hex.EncodeToString(sum[:])
+}
+
+func (c Criteria) query() store.Query {
+	return store.Query{Type: c.Type, Filter: c.Filter, Conditions: c.Conditions}
+}
+
+// Criteria parses conditional criteria (If-None-Exist, conditional
+// update and delete, conditional references). With search, any search
+// parameter works, strictly: an unknown parameter is an error, never
+// ignored (a conditional write must not ignore a criterion). Without
+// search only _id and identifier are understood.
+func (r *Repo) Criteria(ctx context.Context, req *access.Requester, typ, query string) (Criteria, error) {
+	if r.reg == nil {
+		return ParseCriteria(typ, query)
+	}
+	query = strings.TrimPrefix(query, "?")
+	if i := strings.Index(query, "?"); i >= 0 && !strings.Contains(query[:i], "=") {
+		if query[:i] != typ {
+			return Criteria{}, outcome.New(outcome.Invalid, "invalid", "the criteria name another resource type")
+		}
+		query = query[i+1:]
+	}
+	vals, err := url.ParseQuery(query)
+	if err != nil {
+		return Criteria{}, outcome.New(outcome.Invalid, "invalid", "the criteria are not a valid query string")
+	}
+	for k := range vals {
+		switch k {
+		case "_format", "_pretty":
+			delete(vals, k)
+		case "_sort", "_count", "_include", "_revinclude", "_summary", "_elements", "_total", "_page":
+			return Criteria{}, outcome.New(outcome.Invalid, "invalid", "conditional criteria cannot use %s", k)
+		}
+	}
+	if len(vals) == 0 {
+		return Criteria{}, outcome.New(outcome.Invalid, "invalid", "conditional criteria are empty")
+	}
+	plan, err := r.reg.Compile(ctx, typ, vals, "", true, r.finder(req))
+	if err != nil {
+		return Criteria{}, err
+	}
+	return Criteria{Type: typ, Filter: plan.Filter, key: vals.Encode()}, nil
+}
+
+// finder runs sub-queries of a search (chains, _has, includes) with the
+// requester's visibility.
+func (r *Repo) finder(req *access.Requester) search.Finder {
+	return func(ctx context.Context, q store.Query) ([]*store.Version, error) {
+		vs, err := r.st.Find(ctx, q)
+		if err != nil {
+			return nil, storeErr(err, q.Type, "")
+		}
+		out := vs[:0]
+		for _, v := range vs {
+			if req == nil || r.policy.Visible(req, v) {
+				out = append(out, v)
+			}
+		}
+		return out, nil
+	}
+}
+
+// CompileSearch compiles a search of typ for req.
+func (r *Repo) CompileSearch(ctx context.Context, req *access.Requester, typ string, params url.Values, base string, strict bool) (*search.Plan, error) {
+	if err := checkType(typ); err != nil {
+		return nil, err
+	}
+	if err := r.policy.Allow(req, access.Search, typ); err != nil {
+		return nil, err
+	}
+	if r.reg == nil {
+		return nil, outcome.New(outcome.NotImplemented, "not-supported", "search is not configured")
+	}
+	return r.reg.Compile(ctx, typ, params, base, strict, r.finder(req))
+}
+
+// SearchPage runs one page of a compiled search and counts all matches.
+func (r *Repo) SearchPage(ctx context.Context, req *access.Requester, q store.Query) ([]*store.Version, int64, error) {
+	vs, total, err := r.st.Search(ctx, q)
+	if err != nil {
+		return nil, 0, storeErr(err, q.Type, "")
+	}
+	out := vs[:0]
+	for _, v := range vs {
+		if r.policy.Visible(req, v) {
+			out = append(out, v)
+		}
+	}
+	return out, total, nil
+}
+
+// Includes returns what the plan's _include and _revinclude add.
+func (r *Repo) Includes(ctx context.Context, req *access.Requester, plan *search.Plan, matches []*store.Version) ([]*store.Version, error) {
+	if r.reg == nil || (len(plan.Include) == 0 && len(plan.RevInclude) == 0) {
+		return nil, nil
+	}
+	return r.reg.Includes(ctx, plan, matches, r.finder(req))
 }
 
 // ParseCriteria parses a query string of search criteria. The foundation

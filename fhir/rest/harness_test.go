@@ -20,6 +20,8 @@ import (
 	"github.com/dossier-fhir/dossier/fhir/repo"
 	"github.com/dossier-fhir/dossier/fhir/resource"
 	"github.com/dossier-fhir/dossier/fhir/rest"
+	"github.com/dossier-fhir/dossier/fhir/search"
+	"github.com/dossier-fhir/dossier/profiles"
 	"github.com/dossier-fhir/dossier/store"
 	"github.com/dossier-fhir/dossier/store/embedded"
 	smongo "github.com/dossier-fhir/dossier/store/mongo"
@@ -32,6 +34,7 @@ var (
 	engine     *embedded.Engine
 	engineErr  error
 	parser     *resource.Parser
+	registry   *search.Registry
 	dbSeq      atomic.Int64
 )
 
@@ -49,6 +52,9 @@ func sharedEngine(tb testing.TB) *embedded.Engine {
 		engine, engineErr = embedded.StartWith(context.Background(), embedded.Config{Dir: dir, Synchronous: os.Getenv("DOSSIER_TEST_SYNC")})
 		if engineErr == nil {
 			parser, engineErr = resource.NewParser()
+		}
+		if engineErr == nil {
+			registry, engineErr = search.LoadRegistry(profiles.FS, "Bundle-searchParams.json")
 		}
 	})
 	if engineErr != nil {
@@ -93,7 +99,7 @@ func newEnv(tb testing.TB, opts ...option) *env {
 		logOut = os.Stderr
 	}
 	log := slog.New(slog.NewTextHandler(logOut, nil))
-	h := rest.New(cfg, repo.New(st, parser, access.Interim{}), st, v, rest.NewMetrics(reg, reg), log)
+	h := rest.New(cfg, repo.New(st, parser, access.Interim{}, repo.WithSearch(registry)), st, v, rest.NewMetrics(reg, reg), log)
 	srv := httptest.NewServer(h)
 	tb.Cleanup(func() {
 		srv.Close()

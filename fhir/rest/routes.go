@@ -33,6 +33,7 @@ func (s *Server) routes(e *echo.Echo) {
 	fhir(http.MethodGet, "/_history", s.historySystem)
 
 	fhir(http.MethodGet, "/:type", s.search)
+	fhir(http.MethodPost, "/:type/_search", s.searchPost)
 	fhir(http.MethodPost, "/:type", s.create)
 	fhir(http.MethodPut, "/:type", s.conditionalUpdate)
 	fhir(http.MethodDelete, "/:type", s.conditionalDelete)
@@ -45,6 +46,7 @@ func (s *Server) routes(e *echo.Echo) {
 	fhir(http.MethodDelete, "/:type/:id", s.delete)
 	fhir(http.MethodGet, "/:type/:id/_history", s.historyInstance)
 	fhir(http.MethodGet, "/:type/:id/_history/:vid", s.vread)
+	fhir(http.MethodGet, "/:type/:id/:ctype", s.compartmentSearch)
 
 	// Unknown paths (404) and known paths with another method (405, with
 	// Allow) come from Echo's router as errors; the error handler turns

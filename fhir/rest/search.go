@@ -1,89 +1,221 @@
 package rest
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/dossier-fhir/dossier/fhir/outcome"
-	"github.com/dossier-fhir/dossier/fhir/repo"
+	"github.com/dossier-fhir/dossier/fhir/resource"
+	"github.com/dossier-fhir/dossier/fhir/search"
+	"github.com/dossier-fhir/dossier/store"
 )
 
-// search is the foundation's type search: `_id` and `identifier`
-// criteria, `_count`, paging by id. Other parameters are ignored and
-// reported in an OperationOutcome entry (lenient handling), or rejected
-// with `Prefer: handling=strict`. The full search API replaces this.
+// search serves GET /fhir/{type}?…
 func (s *Server) search(c echo.Context) error {
-	typ := c.Param("type")
-	n, err := s.count(c)
+	return s.runSearch(c, c.Param("type"), c.QueryParams(), nil, "")
+}
+
+// searchPost serves POST /fhir/{type}/_search (form body, plus any query
+// string parameters).
+func (s *Server) searchPost(c echo.Context) error {
+	ct := c.Request().Header.Get("Content-Type")
+	if ct != "" && !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
+		return outcome.New(outcome.UnsupportedMediaType, "not-supported", "_search takes application/x-www-form-urlencoded")
+	}
+	form, err := c.FormParams()
 	if err != nil {
-		return err
+		return outcome.New(outcome.Invalid, "invalid", "the form body is not valid")
 	}
-	params := c.QueryParams()
-	crit := url.Values{}
-	var ignored []string
-	for k, vs := range params {
-		switch k {
-		case "_id", "identifier":
-			crit[k] = vs
-		case "_count", "_format", "_pretty", "_after":
-		default:
-			ignored = append(ignored, k)
+	params := url.Values{}
+	for k, v := range c.QueryParams() {
+		params[k] = append(params[k], v...)
+	}
+	for k, v := range form {
+		params[k] = append(params[k], v...)
+	}
+	return s.runSearch(c, c.Param("type"), params, nil, "")
+}
+
+// compartmentSearch serves GET /fhir/Patient/{id}/{type}?…: the search
+// restricted to the patient's compartment (the CompartmentDefinition's
+// parameters for that type, and the store's per-patient layout).
+func (s *Server) compartmentSearch(c echo.Context) error {
+	if c.Param("type") != "Patient" {
+		return outcome.New(outcome.NotFound, "not-supported", "only the Patient compartment is supported")
+	}
+	id, typ := c.Param("id"), c.Param("ctype")
+	if !resource.ValidID(id) {
+		return outcome.New(outcome.NotFound, "not-found", "Patient/(invalid id) is not known")
+	}
+	reg := s.repo.Registry()
+	if reg == nil {
+		return outcome.New(outcome.NotImplemented, "not-supported", "search is not configured")
+	}
+	var f store.Filter
+	if typ == "Patient" {
+		f = store.Eq("_id", id)
+	} else {
+		params := reg.OwnerParam(typ)
+		if len(params) == 0 {
+			return outcome.New(outcome.NotFound, "not-supported", "%s is not in the Patient compartment", typ)
 		}
-	}
-	sort.Strings(ignored)
-	if len(ignored) > 0 && strictHandling(c) {
-		return outcome.New(outcome.Invalid, "not-supported", "unsupported search parameters: %v", ignored)
-	}
-	criteria := repo.Criteria{Type: typ}
-	if len(crit) > 0 {
-		if criteria, err = repo.ParseCriteria(typ, crit.Encode()); err != nil {
-			return err
+		ors := make([]store.Filter, 0, len(params))
+		for _, p := range params {
+			ors = append(ors, store.Eq(p, "Patient/"+id))
 		}
+		f = store.And(store.InPatient(id), store.Or(ors...))
 	}
-	after := params.Get("_after")
-	all, err := s.repo.Search(c.Request().Context(), requester(c), typ, criteria, 0)
+	return s.runSearch(c, typ, c.QueryParams(), &f, "/Patient/"+id)
+}
+
+// Page tokens: "a" + position = after it (next), "b" + position = before
+// it (previous). Keyset paging: no server-side state, and pages do not
+// shift when writes land between them.
+func pageToken(dir string, p store.Position) string {
+	return dir + base64.RawURLEncoding.EncodeToString([]byte(store.EncodePosition(p)))
+}
+
+func parsePageToken(tok string) (dir string, p store.Position, err error) {
+	if len(tok) < 2 || (tok[0] != 'a' && tok[0] != 'b') {
+		return "", p, fmt.Errorf("bad page")
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(tok[1:])
 	if err != nil {
-		return err
+		return "", p, err
 	}
-	total := int64(len(all))
-	// results are sorted by id: page after the last id shown
-	i := sort.Search(len(all), func(i int) bool { return all[i].ID > after })
-	if after == "" {
-		i = 0
+	p, ok := store.DecodePosition(string(raw))
+	if !ok {
+		return "", p, fmt.Errorf("bad page")
 	}
-	page := all[i:]
+	return tok[:1], p, nil
+}
+
+func (s *Server) runSearch(c echo.Context, typ string, params url.Values, extra *store.Filter, prefix string) error {
+	ctx := c.Request().Context()
+	req := requester(c)
 	base := s.base(c)
-	b := newBundle("searchset")
-	b.Total = &total
-	self := url.Values{}
-	for k, vs := range crit {
-		self[k] = vs
+	plan, err := s.repo.CompileSearch(ctx, req, typ, params, base, strictHandling(c))
+	if err != nil {
+		return err
 	}
-	self.Set("_count", strconv.Itoa(n))
-	b.Link = append(b.Link, bundleLink{Relation: "self", URL: base + "/" + typ + "?" + self.Encode()})
-	if len(page) > n {
-		page = page[:n]
-		if n > 0 {
-			self.Set("_after", page[len(page)-1].ID)
-			b.Link = append(b.Link, bundleLink{Relation: "next", URL: base + "/" + typ + "?" + self.Encode()})
+	count := plan.Count
+	if count < 0 {
+		count = s.cfg.DefaultCount
+	}
+	count = min(count, s.cfg.MaxCount)
+	q := store.Query{Type: typ, Filter: plan.Filter, Sort: plan.Sort}
+	if extra != nil {
+		q.Filter = store.And(*extra, plan.Filter)
+	}
+	dir := ""
+	if plan.Page != "" {
+		d, pos, err := parsePageToken(plan.Page)
+		if err != nil {
+			return outcome.New(outcome.Invalid, "invalid", "_page is not a page this server issued").WithExpression("_page")
+		}
+		dir = d
+		if d == "a" {
+			q.After = &pos
+		} else {
+			q.Before = &pos
+		}
+	}
+	onlyCount := plan.Summary == "count" || count == 0
+	if onlyCount {
+		q.Limit = 0
+	} else {
+		q.Limit = count + 1 // one more tells whether another page exists
+	}
+	page, total, err := s.repo.SearchPage(ctx, req, q)
+	if err != nil {
+		return err
+	}
+	if onlyCount {
+		page = nil
+	}
+	more := len(page) > count
+	if more {
+		if dir == "b" {
+			page = page[1:]
+		} else {
+			page = page[:count]
+		}
+	}
+	includes, err := s.repo.Includes(ctx, req, plan, page)
+	if err != nil {
+		return err
+	}
+
+	b := newBundle("searchset")
+	if plan.Total != "none" {
+		b.Total = &total
+	}
+	path := base + prefix + "/" + typ
+	selfParams := url.Values{}
+	for k, v := range params {
+		if k != "_page" {
+			selfParams[k] = v
+		}
+	}
+	link := func(rel, page string) {
+		v := url.Values{}
+		for k, x := range selfParams {
+			v[k] = x
+		}
+		if page != "" {
+			v.Set("_page", page)
+		}
+		b.Link = append(b.Link, bundleLink{Relation: rel, URL: path + queryString(v)})
+	}
+	link("self", plan.Page)
+	if !onlyCount && len(page) > 0 {
+		first, last := store.PositionOf(page[0], q.Sort), store.PositionOf(page[len(page)-1], q.Sort)
+		if (dir == "" && more) || dir == "b" || (dir == "a" && more) {
+			link("next", pageToken("a", last))
+		}
+		if dir == "a" || (dir == "b" && more) {
+			link("previous", pageToken("b", first))
 		}
 	}
 	for _, v := range page {
-		b.Entry = append(b.Entry, entry{FullURL: fmt.Sprintf("%s/%s/%s", base, v.Type, v.ID), Resource: v.JSON, Search: &entrySearch{Mode: "match"}})
+		data, err := subset(v.JSON, plan)
+		if err != nil {
+			return err
+		}
+		b.Entry = append(b.Entry, entry{FullURL: fmt.Sprintf("%s/%s/%s", base, v.Type, v.ID), Resource: data, Search: &entrySearch{Mode: "match"}})
 	}
-	if len(ignored) > 0 {
+	for _, v := range includes {
+		data, err := subset(v.JSON, plan)
+		if err != nil {
+			return err
+		}
+		b.Entry = append(b.Entry, entry{FullURL: fmt.Sprintf("%s/%s/%s", base, v.Type, v.ID), Resource: data, Search: &entrySearch{Mode: "include"}})
+	}
+	if len(plan.Ignored) > 0 {
+		ignored := append([]string(nil), plan.Ignored...)
+		sort.Strings(ignored)
 		b.Entry = append(b.Entry, entry{
 			Resource: outcome.JSON([]outcome.Issue{{Severity: "warning", Code: "not-supported",
-				Diagnostics: fmt.Sprintf("search parameters ignored (not supported): %v", ignored)}}),
+				Diagnostics: fmt.Sprintf("search parameters ignored (unknown or not supported): %s", strings.Join(ignored, ", "))}}),
 			Search: &entrySearch{Mode: "outcome"},
 		})
 	}
 	return writeJSON(c, http.StatusOK, b)
+}
+
+// subset applies _summary and _elements to one resource.
+func subset(data []byte, plan *search.Plan) ([]byte, error) {
+	if (plan.Summary == "" || plan.Summary == "false") && len(plan.Elements) == 0 {
+		return data, nil
+	}
+	return resource.Subset(data, plan.Summary, plan.Elements)
 }
 
 func strictHandling(c echo.Context) bool {
@@ -94,3 +226,5 @@ func strictHandling(c echo.Context) bool {
 	}
 	return false
 }
+
+var _ = strconv.Itoa

@@ -101,6 +101,75 @@ func TestSyntheaLoad(t *testing.T) {
 	if total != 92114 {
 		t.Errorf("total %d, want 92114", total)
 	}
+	checkSyntheaSearches(t, e)
+}
+
+// checkSyntheaSearches runs the search issue's checks on the loaded data.
+func checkSyntheaSearches(t *testing.T, e *env) {
+	counts := []struct {
+		query string
+		want  int
+	}{
+		{"/Patient?gender=male&_summary=count", 56},
+		{"/Patient?gender=female&_summary=count", 64},
+		{"/Observation?patient.gender=male&_summary=count", 20466},
+	}
+	for _, c := range counts {
+		start := time.Now()
+		_, total, r := e.searchIDs(c.query)
+		if total != c.want {
+			t.Errorf("%s: total %d, want %d (%d)", c.query, total, c.want, r.Status)
+		}
+		t.Logf("%s → %d in %v", c.query, total, time.Since(start).Round(time.Millisecond))
+	}
+	// DocumentReference?patient=X&_sort=-date: checked against the
+	// documents of each patient read independently from the store.
+	ctx := context.Background()
+	docs, err := e.Store.Find(ctx, store.Query{Type: "DocumentReference"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byPatient := map[string][]string{} // patient → dates
+	for _, d := range docs {
+		var dr struct {
+			Subject struct{ Reference string } `json:"subject"`
+			Date    string                     `json:"date"`
+		}
+		_ = json.Unmarshal(d.JSON, &dr)
+		byPatient[strings.TrimPrefix(dr.Subject.Reference, "Patient/")] = append(byPatient[strings.TrimPrefix(dr.Subject.Reference, "Patient/")], dr.Date)
+	}
+	checked := 0
+	for pid, dates := range byPatient {
+		if checked == 3 {
+			break
+		}
+		checked++
+		sort.Sort(sort.Reverse(sort.StringSlice(dates))) // same zone in Synthea: text order is time order
+		start := time.Now()
+		r := e.Do("GET", "/DocumentReference?patient="+pid+"&_sort=-date&_count=1000", "")
+		took := time.Since(start)
+		var b struct {
+			Total int `json:"total"`
+			Entry []struct {
+				Resource struct {
+					Date    string                     `json:"date"`
+					Subject struct{ Reference string } `json:"subject"`
+				} `json:"resource"`
+			} `json:"entry"`
+		}
+		_ = json.Unmarshal(r.Body, &b)
+		var got []string
+		for _, en := range b.Entry {
+			if en.Resource.Subject.Reference != "Patient/"+pid {
+				t.Errorf("DocumentReference of another patient returned")
+			}
+			got = append(got, en.Resource.Date)
+		}
+		if b.Total != len(dates) || fmt.Sprint(got) != fmt.Sprint(dates) {
+			t.Errorf("DocumentReference?patient=%s&_sort=-date: %d results %v, want %d %v", pid, b.Total, got, len(dates), dates)
+		}
+		t.Logf("DocumentReference?patient=…&_sort=-date → %d in %v", b.Total, took.Round(time.Millisecond))
+	}
 }
 
 // syntheaEntries reads every entry resource of the data set, per bundle.

@@ -1,7 +1,3 @@
-// Package search knows the FHIR R4 search parameters: which exist for each
-// resource type (from SearchParameter definitions such as the official
-// bundle in profiles/Bundle-searchParams.json), and which values of a
-// resource each one selects, by evaluating its FHIRPath expression.
 package search
 
 import (
