@@ -35,6 +35,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"runtime"
 	"sort"
@@ -459,7 +460,7 @@ func (p *Processor) transaction(ctx context.Context, req *access.Requester, entr
 		if err == nil {
 			break
 		}
-		retry := errors.Is(err, errRetryCommit) && attempt < 5
+		retry := errors.Is(err, errRetryCommit) && attempt < 30
 		if !retry {
 			if errors.Is(err, errRetryCommit) {
 				return outcome.New(outcome.Conflict, "conflict", "the transaction kept colliding with concurrent writes")
@@ -469,6 +470,8 @@ func (p *Processor) transaction(ctx context.Context, req *access.Requester, entr
 		for _, e := range entries {
 			e.res, e.status, e.skipped = repo.Result{}, 0, false
 		}
+		// Back off a little, with jitter, before planning again.
+		time.Sleep(time.Duration(1+rand.IntN(5*(attempt+1))) * time.Millisecond)
 	}
 	for _, e := range order {
 		if e.method == http.MethodGet || e.method == http.MethodHead {

@@ -85,16 +85,31 @@ func (s *Server) metadata(c echo.Context) error {
 			Interaction: codes("read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type"),
 			Versioning:  "versioned-update", ReadHistory: true, UpdateCreate: true,
 			ConditionalCreate: true, ConditionalRead: "not-supported", ConditionalUpdate: true, ConditionalDelete: "single",
-			SearchParam: []capSearchParam{{Name: "_id", Type: "token", Definition: "http://hl7.org/fhir/SearchParameter/Resource-id"}},
 		}
-		if resource.HasElement(t, "identifier") {
-			cr.SearchParam = append(cr.SearchParam, capSearchParam{Name: "identifier", Type: "token",
-				Documentation: "system|value, value or |value"})
-		}
+		cr.SearchParam = s.searchParams(t)
 		r.Resource = append(r.Resource, cr)
 	}
 	cs.Rest = []capRest{r}
 	return writeJSON(c, http.StatusOK, cs)
+}
+
+// searchParams lists the search parameters the server implements for a
+// type: those of the registry with an expression (parameters of type
+// special and those without expression, such as _text or _content, are
+// not implemented and not listed).
+func (s *Server) searchParams(typ string) []capSearchParam {
+	reg := s.repo.Registry()
+	if reg == nil {
+		return []capSearchParam{{Name: "_id", Type: "token"}}
+	}
+	var out []capSearchParam
+	for _, p := range reg.Params(typ) {
+		if p.Type == "special" || (p.Expression == "" && p.Code != "_id") {
+			continue
+		}
+		out = append(out, capSearchParam{Name: p.Code, Type: p.Type, Definition: p.URL})
+	}
+	return out
 }
 
 func containsFold(s, sub string) bool {

@@ -248,3 +248,52 @@ func TestSyntheaIngestRatio(t *testing.T) {
 	}
 	fmt.Fprintln(io.Discard)
 }
+
+// TestSyntheaSearchLatency loads the data set DOSSIER_SYNTHEA_SCALE times
+// (default 1; the patients' transactions create new resources each time,
+// the organizations are conditional creates) and reports p50/p95 of the
+// search issue's queries. Set DOSSIER_SYNTHEA_BENCH=1 (minutes).
+func TestSyntheaSearchLatency(t *testing.T) {
+	dir := syntheaDir(t)
+	if os.Getenv("DOSSIER_SYNTHEA_BENCH") == "" {
+		t.Skip("DOSSIER_SYNTHEA_BENCH not set")
+	}
+	scale := 1
+	fmt.Sscan(os.Getenv("DOSSIER_SYNTHEA_SCALE"), &scale)
+	e := newEnv(t)
+	for i := 0; i < scale; i++ {
+		took := loadSynthea(t, e, dir, 2)
+		t.Logf("load %d/%d: %v", i+1, scale, took.Round(time.Second))
+	}
+	ctx := context.Background()
+	pats, err := e.Store.Find(ctx, store.Query{Type: "Patient", Limit: 20})
+	if err != nil || len(pats) == 0 {
+		t.Fatal(err)
+	}
+	n, _ := e.Store.Count(ctx, store.Query{Type: "Observation"})
+	t.Logf("scale %d: %d Observations", scale, n)
+	measure := func(name string, paths func(i int) string, runs int) {
+		var ds []time.Duration
+		for i := 0; i < runs; i++ {
+			start := time.Now()
+			r := e.Do("GET", paths(i), "")
+			ds = append(ds, time.Since(start))
+			if r.Status != 200 {
+				t.Fatalf("%s: %d %s", name, r.Status, r.Body)
+			}
+		}
+		sort.Slice(ds, func(a, b int) bool { return ds[a] < ds[b] })
+		t.Logf("%-62s p50 %8v  p95 %8v", name, ds[len(ds)/2].Round(10*time.Microsecond), ds[len(ds)*95/100].Round(10*time.Microsecond))
+	}
+	pid := func(i int) string { return pats[i%len(pats)].ID }
+	measure("DocumentReference?patient=X", func(i int) string { return "/DocumentReference?patient=" + pid(i) }, 100)
+	measure("DocumentReference?patient=X&_sort=-date", func(i int) string { return "/DocumentReference?patient=" + pid(i) + "&_sort=-date" }, 100)
+	measure("Observation?patient=X&code=http://loinc.org|8867-4", func(i int) string {
+		return "/Observation?patient=" + pid(i) + "&code=http://loinc.org|8867-4"
+	}, 100)
+	measure("Observation?code=http://loinc.org|8867-4&_count=50", func(int) string { return "/Observation?code=http://loinc.org|8867-4&_count=50" }, 20)
+	measure("Observation?date=ge2019-01-01&date=lt2019-02-01&_count=50", func(int) string {
+		return "/Observation?date=ge2019-01-01&date=lt2019-02-01&_count=50"
+	}, 20)
+	measure("Patient?gender=male", func(int) string { return "/Patient?gender=male" }, 20)
+}

@@ -25,7 +25,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -181,13 +180,18 @@ func (e *Engine) IndexCollection(ctx context.Context, db, coll string) error {
 // through an index: "p", the owning patient of a stored resource.
 var indexedFields = []string{"p"}
 
+// Doc is the SQL expression of a stored document in Scan's where clause
+// (FerretDB keeps each document as JSON text in this column).
+const Doc = "_ferretdb_sjson"
+
 // Scan reads the documents of collection coll of database db directly
-// from SQLite, bypassing FerretDB's Go-side filtering: every document when
-// field is "", else those whose top-level string field equals one of
-// values, through the index IndexCollection made on it. fn gets each
-// document as FerretDB stores it: a JSON object (plus its "$s" schema
-// member, which callers ignore). Reads see committed writes (WAL).
-func (e *Engine) Scan(ctx context.Context, db, coll, field string, values []string, fn func(doc []byte) error) error {
+// from SQLite, bypassing FerretDB's Go-side filtering: the rows for which
+// the SQL boolean expression where holds ("" for all rows), with args as
+// its parameters. where refers to the document as Doc (a JSON text); an
+// equality on Doc->>'$.p' (the owning patient) uses an index. fn gets
+// each document as FerretDB stores it: a JSON object (plus its "$s"
+// schema member, which callers ignore). Reads see committed writes (WAL).
+func (e *Engine) Scan(ctx context.Context, db, coll, where string, args []any, fn func(doc []byte) error) error {
 	sdb, err := e.sqlite(db)
 	if err != nil {
 		return nil // no database file yet: no documents
@@ -204,19 +208,9 @@ func (e *Engine) Scan(ctx context.Context, db, coll, field string, values []stri
 			return fmt.Errorf("embedded engine: table of collection: %w", err)
 		}
 	}
-	q := fmt.Sprintf(`SELECT _ferretdb_sjson FROM %q`, table)
-	var args []any
-	if field != "" {
-		if !slices.Contains(indexedFields, field) {
-			return fmt.Errorf("embedded engine: field %q is not indexed", field)
-		}
-		if len(values) == 0 {
-			return nil
-		}
-		q += fmt.Sprintf(` WHERE _ferretdb_sjson->>'$.%s' IN (?%s)`, field, strings.Repeat(",?", len(values)-1))
-		for _, v := range values {
-			args = append(args, v)
-		}
+	q := fmt.Sprintf(`SELECT %s FROM %q`, Doc, table)
+	if where != "" {
+		q += " WHERE " + where
 	}
 	rows, err := sdb.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -307,8 +301,8 @@ func (l levelFilter) WithGroup(string) slog.Handler      { return l }
 func (e *Engine) Options(db string) smongo.Options {
 	return smongo.Options{
 		OnCollectionCreated: func(ctx context.Context, coll string) error { return e.IndexCollection(ctx, db, coll) },
-		Scan: func(ctx context.Context, coll, field string, values []string, fn func([]byte) error) error {
-			return e.Scan(ctx, db, coll, field, values, fn)
+		Scan: func(ctx context.Context, coll, where string, args []any, fn func([]byte) error) error {
+			return e.Scan(ctx, db, coll, where, args, fn)
 		},
 	}
 }

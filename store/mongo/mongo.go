@@ -61,9 +61,9 @@ type Options struct {
 	// engine, where they are not used for queries and slow down writes).
 	Indexes bool
 	// Scan, when set (the embedded engine), reads a collection's rows
-	// directly: all of them (field "") or those whose top-level field
-	// equals one of values. Find then evaluates filters in memory.
-	Scan func(ctx context.Context, coll, field string, values []string, fn func(doc []byte) error) error
+	// directly from SQLite, those for which the SQL expression where holds
+	// (see sqlWhere); Find then evaluates the filter exactly in memory.
+	Scan func(ctx context.Context, coll, where string, args []any, fn func(doc []byte) error) error
 }
 
 // Store is a store.Store on a MongoDB database.
@@ -620,11 +620,8 @@ func (s *Store) match(ctx context.Context, q store.Query) ([]*store.Version, err
 		}
 		return out, nil // Read already consulted the overlay
 	case s.opts.Scan != nil:
-		field, values := "", []string(nil)
-		if pats, ok := where.PatientsOf(); ok {
-			field, values = "p", pats
-		}
-		err := s.opts.Scan(ctx, curName(q.Type), field, values, func(raw []byte) error {
+		w, args := sqlWhere(where)
+		err := s.opts.Scan(ctx, curName(q.Type), w, args, func(raw []byte) error {
 			var d doc
 			if err := json.Unmarshal(raw, &d); err != nil {
 				return err
