@@ -134,3 +134,11 @@ func (m *Metered) Search(ctx context.Context, q Query) ([]*Version, int64, error
 	m.done("search", t, err)
 	return vs, n, err
 }
+
+// Reindex implements Store.
+func (m *Metered) Reindex(ctx context.Context, v *Version) error {
+	t := time.Now()
+	err := m.Store.Reindex(ctx, v)
+	m.done("reindex", t, err)
+	return err
+}

@@ -183,6 +183,11 @@ type Store interface {
 	// version follows the rule of Put (VersionID = current + 1), and a
 	// resource appears at most once. ErrConflict when any loses a race.
 	Commit(ctx context.Context, vs []*Version) error
+	// Reindex replaces the search fields (Keys, Ranges, SortStr,
+	// SortNum, Patient) of the current version v.Type/v.ID if it is still
+	// version v.VersionID; it makes no new version. ErrConflict when the
+	// resource moved on.
+	Reindex(ctx context.Context, v *Version) error
 	// History lists versions newest first.
 	History(ctx context.Context, q HistoryQuery) ([]*Version, error)
 	// Count counts versions matching the history query (ignoring Before/Limit).

@@ -52,6 +52,9 @@ const usage = `usage: dossier <command> [flags]
 commands:
   serve   run the FHIR server (embedded engine unless --mongo-uri is set)
   token   mint a bearer token signed with the server's HS256 secret
+  reindex recompute the search index of every stored resource (after
+          search parameters were added or changed; run with the server stopped
+          on the embedded engine)
   load    send FHIR Bundles (.json, .json.bz2) and NDJSON files to a server
 
 run "dossier <command> -h" for the flags of a command`
@@ -66,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stderr)
 	case "token":
 		return token(args[1:], stdout, stderr)
+	case "reindex":
+		return reindex(ctx, args[1:], stdout, stderr)
 	case "load":
 		return load.Main(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
@@ -195,11 +200,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	reg, err := search.LoadRegistry(profiles.FS, "Bundle-searchParams.json")
+	sreg, err := search.LoadRegistry(profiles.FS, "Bundle-searchParams.json")
 	if err != nil {
 		return err
 	}
-	r := repo.New(st, parser, access.Interim{}, repo.WithSearch(reg))
+	r := repo.New(st, parser, access.Interim{}, repo.WithSearch(sreg))
 	cfg := rest.DefaultConfig()
 	cfg.BaseURL = *baseURL
 	cfg.MaxBodyBytes = *maxBody
@@ -275,5 +280,51 @@ func token(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout, tok)
+	return nil
+}
+
+// reindex recomputes the search fields of every current resource.
+func reindex(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("reindex", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", env("DOSSIER_DATA", "./data"), "folder of the embedded engine's files (DOSSIER_DATA)")
+	mongoURI := fs.String("mongo-uri", env("DOSSIER_MONGO_URI", ""), "MongoDB connection string; empty = embedded engine (DOSSIER_MONGO_URI)")
+	db := fs.String("db", env("DOSSIER_DB", "dossier"), "database name (DOSSIER_DB)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	uri, opts := *mongoURI, smongo.Options{Indexes: true}
+	if uri == "" {
+		engine, err := embedded.Start(ctx, *data, nil)
+		if err != nil {
+			return err
+		}
+		defer engine.Close()
+		uri, opts = engine.URI(), engine.Options(*db)
+	}
+	ms, err := smongo.Open(ctx, uri, *db, opts)
+	if err != nil {
+		return err
+	}
+	defer ms.Close(context.Background())
+	parser, err := resource.NewParser()
+	if err != nil {
+		return err
+	}
+	reg, err := search.LoadRegistry(profiles.FS, "Bundle-searchParams.json")
+	if err != nil {
+		return err
+	}
+	types, err := ms.Types(ctx)
+	if err != nil {
+		return err
+	}
+	r := repo.New(ms, parser, access.Interim{}, repo.WithSearch(reg))
+	start := time.Now()
+	n, err := r.Reindex(ctx, types, func(typ string, n int) { fmt.Fprintf(stdout, "%-28s %8d\n", typ, n) })
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "reindexed %d resources in %v\n", n, time.Since(start).Round(time.Millisecond))
 	return nil
 }

@@ -10,6 +10,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dossier-fhir/dossier/store"
+	"github.com/dossier-fhir/dossier/store/embedded"
+	smongo "github.com/dossier-fhir/dossier/store/mongo"
 )
 
 var mu sync.Mutex
@@ -106,4 +110,50 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	mu.Lock()
 	defer mu.Unlock()
 	return s.w.Write(p)
+}
+
+// TestReindex: resources written without search fields (as if stored
+// before their parameters existed) become searchable after reindex.
+func TestReindex(t *testing.T) {
+	data := t.TempDir()
+	ctx := context.Background()
+	e, err := embedded.Start(ctx, data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := smongo.Open(ctx, e.URI(), "dossier", e.Options("dossier"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"resourceType":"Patient","id":"p1","meta":{"versionId":"1","lastUpdated":"2026-01-01T00:00:00Z"},"gender":"female"}`
+	if err := ms.Put(ctx, &store.Version{Type: "Patient", ID: "p1", VersionID: 1, LastUpdated: time.Now().UTC().Truncate(time.Microsecond), Method: "PUT", JSON: []byte(body)}); err != nil {
+		t.Fatal(err)
+	}
+	q := store.Query{Type: "Patient", Filter: store.Eq("gender", "female")}
+	if n, _ := ms.Count(ctx, q); n != 0 {
+		t.Fatalf("found %d before reindex", n)
+	}
+	_ = ms.Close(ctx)
+	_ = e.Close()
+	var out bytes.Buffer
+	if err := run(ctx, []string{"reindex", "--data", data}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	e, err = embedded.Start(ctx, data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ms, err = smongo.Open(ctx, e.URI(), "dossier", e.Options("dossier"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ms.Close(ctx)
+	if n, _ := ms.Count(ctx, q); n != 1 {
+		t.Fatalf("found %d after reindex, want 1\n%s", n, out.String())
+	}
+	v, _ := ms.Read(ctx, "Patient", "p1")
+	if v.VersionID != 1 {
+		t.Fatalf("reindex made a new version: %d", v.VersionID)
+	}
 }

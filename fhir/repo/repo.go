@@ -61,6 +61,64 @@ func New(st store.Store, parser *resource.Parser, policy access.Policy, opts ...
 	return r
 }
 
+// Reindex recomputes the search fields of every current resource of the
+// given types from its stored JSON (after search parameters were added or
+// changed), without making new versions. It returns how many resources
+// it updated.
+func (r *Repo) Reindex(ctx context.Context, types []string, progress func(typ string, n int)) (int, error) {
+	if r.reg == nil {
+		return 0, outcome.New(outcome.NotImplemented, "not-supported", "search is not configured")
+	}
+	total := 0
+	for _, typ := range types {
+		if !resource.IsType(typ) {
+			continue
+		}
+		vs, err := r.st.Find(ctx, store.Query{Type: typ})
+		if err != nil {
+			return total, storeErr(err, typ, "")
+		}
+		n := 0
+		for _, v := range vs {
+			if err := r.index(v); err != nil {
+				return total, err
+			}
+			err := r.st.Reindex(ctx, v)
+			if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrGone) {
+				continue // written since: that write indexed it
+			}
+			if err != nil {
+				return total, storeErr(err, typ, v.ID)
+			}
+			n++
+		}
+		total += n
+		if progress != nil {
+			progress(typ, n)
+		}
+	}
+	return total, nil
+}
+
+// index fills v's search fields from its JSON.
+func (r *Repo) index(v *store.Version) error {
+	dec := json.NewDecoder(bytes.NewReader(v.JSON))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return outcome.Wrap(err, outcome.Internal, "exception", "indexing failed")
+	}
+	ix, err := r.reg.Index(v.Type, v.ID, m, "")
+	if err != nil {
+		return outcome.Wrap(err, outcome.Internal, "exception", "indexing failed")
+	}
+	v.Keys, v.Ranges, v.SortStr, v.SortNum = ix.Keys, ix.Ranges, ix.SortStr, ix.SortNum
+	if ix.Patient != "" {
+		v.Patient = ix.Patient
+	}
+	return nil
+}
+
 // Registry returns the search registry (nil without search).
 func (r *Repo) Registry() *search.Registry { return r.reg }
 
@@ -210,19 +268,8 @@ func (r *Repo) build(req *access.Requester, p *resource.Parsed, id string, vid i
 		Patient: x.Patient, Security: x.Security, Keys: x.Keys,
 	}
 	if r.reg != nil {
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.UseNumber()
-		var m map[string]any
-		if err := dec.Decode(&m); err != nil {
-			return nil, outcome.Wrap(err, outcome.Internal, "exception", "indexing failed")
-		}
-		ix, err := r.reg.Index(p.Type, id, m, "")
-		if err != nil {
-			return nil, outcome.Wrap(err, outcome.Internal, "exception", "indexing failed")
-		}
-		v.Keys, v.Ranges, v.SortStr, v.SortNum = ix.Keys, ix.Ranges, ix.SortStr, ix.SortNum
-		if ix.Patient != "" {
-			v.Patient = ix.Patient
+		if err := r.index(v); err != nil {
+			return nil, err
 		}
 	}
 	if req != nil {

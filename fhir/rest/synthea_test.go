@@ -291,9 +291,9 @@ func TestSyntheaSearchLatency(t *testing.T) {
 	measure("Observation?patient=X&code=http://loinc.org|8867-4", func(i int) string {
 		return "/Observation?patient=" + pid(i) + "&code=http://loinc.org|8867-4"
 	}, 100)
-	measure("Observation?code=http://loinc.org|8867-4&_count=50", func(int) string { return "/Observation?code=http://loinc.org|8867-4&_count=50" }, 20)
+	measure("Observation?code=http://loinc.org|8867-4&_count=50", func(int) string { return "/Observation?code=http://loinc.org|8867-4&_count=50" }, 7)
 	measure("Observation?date=ge2019-01-01&date=lt2019-02-01&_count=50", func(int) string {
 		return "/Observation?date=ge2019-01-01&date=lt2019-02-01&_count=50"
-	}, 20)
+	}, 7)
 	measure("Patient?gender=male", func(int) string { return "/Patient?gender=male" }, 20)
 }

@@ -572,6 +572,44 @@ func (s *Store) Find(ctx context.Context, q store.Query) ([]*store.Version, erro
 	return store.SortPage(vs, q), nil
 }
 
+// Reindex implements store.Store.
+func (s *Store) Reindex(ctx context.Context, v *store.Version) error {
+	unlock, err := s.lockKeys(ctx, []string{key(v.Type, v.ID)})
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	cur, err := s.Read(ctx, v.Type, v.ID)
+	if err != nil {
+		return err
+	}
+	if cur.VersionID != v.VersionID {
+		return store.E("reindex", store.ErrConflict, nil)
+	}
+	cur.Keys, cur.Ranges, cur.SortStr, cur.SortNum, cur.Patient = v.Keys, v.Ranges, v.SortStr, v.SortNum, v.Patient
+	if _, err := s.db.Collection(curName(v.Type)).ReplaceOne(ctx, bson.D{{Key: "_id", Value: v.ID}}, toDoc(cur, false)); err != nil {
+		return store.E("reindex", store.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Types lists the resource types that have a collection of current
+// versions.
+func (s *Store) Types(ctx context.Context) ([]string, error) {
+	names, err := s.db.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return nil, store.E("types", store.ErrUnavailable, err)
+	}
+	var types []string
+	for _, n := range names {
+		if t, ok := strings.CutPrefix(n, "r_"); ok {
+			types = append(types, t)
+		}
+	}
+	sort.Strings(types)
+	return types, nil
+}
+
 // Search implements store.Store.
 func (s *Store) Search(ctx context.Context, q store.Query) ([]*store.Version, int64, error) {
 	vs, err := s.match(ctx, q)
