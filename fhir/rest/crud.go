@@ -281,6 +281,3 @@ func (s *Server) transactionOrBatch(c echo.Context) error {
 	return c.Blob(http.StatusOK, fhirJSON, out)
 }
 
-func (s *Server) notImplementedSystemSearch(c echo.Context) error {
-	return outcome.New(outcome.NotImplemented, "not-supported", "system-level search is not implemented yet")
-}

@@ -77,7 +77,7 @@ func (s *Server) metadata(c echo.Context) error {
 			"cors":        false,
 			"description": "Bearer JWT (HS256, or RS256/ES256 from a JWKS) carrying the requester's role; see the README.",
 		},
-		Interaction: codes("transaction", "batch", "history-system"),
+		Interaction: codes("transaction", "batch", "history-system", "search-system"),
 	}
 	for _, t := range resource.Types() {
 		cr := capResource{

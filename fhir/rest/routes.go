@@ -29,7 +29,7 @@ func (s *Server) routes(e *echo.Echo) {
 		e.Add(method, "/fhir"+path, h, s.negotiate, s.authenticate)
 	}
 	fhir(http.MethodPost, "", s.transactionOrBatch)
-	fhir(http.MethodGet, "", s.notImplementedSystemSearch)
+	fhir(http.MethodGet, "", s.systemSearch)
 	fhir(http.MethodGet, "/_history", s.historySystem)
 
 	fhir(http.MethodGet, "/:type", s.search)

@@ -228,3 +228,120 @@ func strictHandling(c echo.Context) bool {
 }
 
 var _ = strconv.Itoa
+
+// systemSearch serves GET /fhir?_type=A,B&…: the type searches of each
+// listed type one after the other (types in the order given, each in its
+// _sort order), with one total and keyset paging across them (_page holds
+// the type's index and the position in it). _type is required: a search
+// of every type of the record is not offered.
+func (s *Server) systemSearch(c echo.Context) error {
+	ctx := c.Request().Context()
+	req := requester(c)
+	base := s.base(c)
+	params := c.QueryParams()
+	var types []string
+	for _, v := range params["_type"] {
+		for _, t := range strings.Split(v, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				if !resource.IsType(t) {
+					return outcome.New(outcome.Invalid, "not-supported", "_type names an unknown resource type").WithExpression("_type")
+				}
+				types = append(types, t)
+			}
+		}
+	}
+	if len(types) == 0 {
+		return outcome.New(outcome.Invalid, "not-supported", "a system search needs _type (e.g. _type=Patient,Practitioner)").WithExpression("_type")
+	}
+	rest := url.Values{}
+	for k, v := range params {
+		if k != "_type" && k != "_page" {
+			rest[k] = v
+		}
+	}
+	startType, after := 0, ""
+	if p := params.Get("_page"); p != "" {
+		i, tok, ok := strings.Cut(p, ".")
+		n, err := strconv.Atoi(i)
+		if !ok || err != nil || n < 0 || n >= len(types) {
+			return outcome.New(outcome.Invalid, "invalid", "_page is not a page this server issued").WithExpression("_page")
+		}
+		startType, after = n, tok
+	}
+	b := newBundle("searchset")
+	var total int64
+	count := -1
+	var lastType int
+	var last *store.Version
+	var lastSort []store.SortKey
+	more := false
+	var ignored []string
+	for i, typ := range types {
+		plan, err := s.repo.CompileSearch(ctx, req, typ, rest, base, strictHandling(c))
+		if err != nil {
+			return err
+		}
+		ignored = append(ignored, plan.Ignored...)
+		if count < 0 {
+			count = plan.Count
+			if count < 0 {
+				count = s.cfg.DefaultCount
+			}
+			count = min(count, s.cfg.MaxCount)
+		}
+		q := store.Query{Type: typ, Filter: plan.Filter, Sort: plan.Sort}
+		if i == startType && after != "" {
+			_, pos, err := parsePageToken(after)
+			if err != nil {
+				return outcome.New(outcome.Invalid, "invalid", "_page is not a page this server issued").WithExpression("_page")
+			}
+			q.After = &pos
+		}
+		room := count - len(b.Entry)
+		if i < startType || room < 0 || more {
+			room = 0
+		}
+		q.Limit = room + 1
+		page, n, err := s.repo.SearchPage(ctx, req, q)
+		if err != nil {
+			return err
+		}
+		total += n
+		if i < startType {
+			continue
+		}
+		if len(page) > room {
+			more = true
+			page = page[:room]
+		}
+		for _, v := range page {
+			data, err := subset(v.JSON, plan)
+			if err != nil {
+				return err
+			}
+			b.Entry = append(b.Entry, entry{FullURL: fmt.Sprintf("%s/%s/%s", base, v.Type, v.ID), Resource: data, Search: &entrySearch{Mode: "match"}})
+			lastType, last, lastSort = i, v, plan.Sort
+		}
+	}
+	if params.Get("_total") != "none" {
+		b.Total = &total
+	}
+	self := url.Values{}
+	for k, v := range params {
+		self[k] = v
+	}
+	b.Link = append(b.Link, bundleLink{Relation: "self", URL: base + queryString(self)})
+	if more && last != nil {
+		self.Set("_page", strconv.Itoa(lastType)+"."+pageToken("a", store.PositionOf(last, lastSort)))
+		b.Link = append(b.Link, bundleLink{Relation: "next", URL: base + queryString(self)})
+	}
+	if len(ignored) > 0 {
+		sort.Strings(ignored)
+		b.Entry = append(b.Entry, entry{
+			Resource: outcome.JSON([]outcome.Issue{{Severity: "warning", Code: "not-supported",
+				Diagnostics: fmt.Sprintf("search parameters ignored (unknown or not supported): %s", strings.Join(ignored, ", "))}}),
+			Search: &entrySearch{Mode: "outcome"},
+		})
+	}
+	return writeJSON(c, http.StatusOK, b)
+}

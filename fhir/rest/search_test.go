@@ -309,3 +309,31 @@ func linkOf(t *testing.T, body []byte, rel string) string {
 	}
 	return ""
 }
+
+func TestSystemSearch(t *testing.T) {
+	e := newEnv(t)
+	seed(t, e)
+	next := "?_type=Patient,Observation&_count=3"
+	var seen []string
+	for page := 0; next != "" && page < 10; page++ {
+		ids, total, r := e.searchIDs(next)
+		if r.Status != 200 {
+			t.Fatalf("%d %s", r.Status, r.Body)
+		}
+		if total != 7 {
+			t.Fatalf("total %d, want 7", total)
+		}
+		seen = append(seen, ids...)
+		next = linkOf(t, r.Body, "next")
+	}
+	if fmt.Sprint(seen) != "[p1 p2 p3 o1 o2 o3 o4]" {
+		t.Fatalf("system search pages: %v", seen)
+	}
+	ids, total, _ := e.searchIDs("?_type=Patient,Observation&_id=p2,o3")
+	if total != 2 || fmt.Sprint(ids) != "[p2 o3]" {
+		t.Fatalf("system search with criteria: %v %d", ids, total)
+	}
+	if r := e.Do("GET", "?gender=male", ""); r.Status != 400 {
+		t.Fatalf("system search without _type: %d", r.Status)
+	}
+}
