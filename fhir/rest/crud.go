@@ -280,4 +280,3 @@ func (s *Server) transactionOrBatch(c echo.Context) error {
 	}
 	return c.Blob(http.StatusOK, fhirJSON, out)
 }
-
