@@ -94,6 +94,21 @@ func Open(ctx context.Context, uri, db string, o Options) (*Store, error) {
 		return nil, err
 	}
 	s.transactions = s.supportsTransactions(ctx)
+	if o.Indexes {
+		// Ensure the indexes of every existing collection at startup
+		// (idempotent), not only when a write first touches it.
+		names, err := s.db.ListCollectionNames(ctx, bson.D{})
+		if err != nil {
+			_ = client.Disconnect(context.Background())
+			return nil, store.E("open", store.ErrUnavailable, err)
+		}
+		for _, n := range names {
+			if _, err := s.coll(ctx, n); err != nil {
+				_ = client.Disconnect(context.Background())
+				return nil, err
+			}
+		}
+	}
 	if err := s.recoverJournal(ctx); err != nil {
 		_ = client.Disconnect(context.Background())
 		return nil, err
