@@ -882,6 +882,17 @@ func (r *Repo) SearchPage(ctx context.Context, req *access.Requester, q store.Qu
 	return out, total, nil
 }
 
+// CountSearch counts the matches of a compiled search (_summary=count).
+// The access policy must be fully expressed in q's filter or in Allow
+// (the interim policy decides per role, so Allow suffices).
+func (r *Repo) CountSearch(ctx context.Context, req *access.Requester, q store.Query) (int64, error) {
+	n, err := r.st.Count(ctx, q)
+	if err != nil {
+		return 0, storeErr(err, q.Type, "")
+	}
+	return n, nil
+}
+
 // Includes returns what the plan's _include and _revinclude add.
 func (r *Repo) Includes(ctx context.Context, req *access.Requester, plan *search.Plan, matches []*store.Version) ([]*store.Version, error) {
 	if r.reg == nil || (len(plan.Include) == 0 && len(plan.RevInclude) == 0) {

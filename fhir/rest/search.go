@@ -133,12 +133,15 @@ func (s *Server) runSearch(c echo.Context, typ string, params url.Values, extra 
 	} else {
 		q.Limit = count + 1 // one more tells whether another page exists
 	}
-	page, total, err := s.repo.SearchPage(ctx, req, q)
+	var page []*store.Version
+	var total int64
+	if onlyCount {
+		total, err = s.repo.CountSearch(ctx, req, q)
+	} else {
+		page, total, err = s.repo.SearchPage(ctx, req, q)
+	}
 	if err != nil {
 		return err
-	}
-	if onlyCount {
-		page = nil
 	}
 	more := len(page) > count
 	if more {

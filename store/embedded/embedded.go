@@ -191,7 +191,7 @@ const Doc = "_ferretdb_sjson"
 // equality on Doc->>'$.p' (the owning patient) uses an index. fn gets
 // each document as FerretDB stores it: a JSON object (plus its "$s"
 // schema member, which callers ignore). Reads see committed writes (WAL).
-func (e *Engine) Scan(ctx context.Context, db, coll, where string, args []any, fn func(doc []byte) error) error {
+func (e *Engine) Scan(ctx context.Context, db, coll, where string, args []any, fn func(doc []byte) error, count ...*int64) error {
 	sdb, err := e.sqlite(db)
 	if err != nil {
 		return nil // no database file yet: no documents
@@ -209,8 +209,22 @@ func (e *Engine) Scan(ctx context.Context, db, coll, where string, args []any, f
 		}
 	}
 	q := fmt.Sprintf(`SELECT %s FROM %q`, Doc, table)
+	if len(count) > 0 {
+		q = fmt.Sprintf(`SELECT count(*) FROM %q`, table)
+	}
 	if where != "" {
 		q += " WHERE " + where
+	}
+	if len(count) > 0 {
+		err := sdb.QueryRowContext(ctx, q, args...).Scan(count[0])
+		if err != nil && strings.Contains(err.Error(), "no such table") {
+			*count[0] = 0
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("embedded engine: count: %w", err)
+		}
+		return nil
 	}
 	rows, err := sdb.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -295,6 +309,14 @@ func (l levelFilter) Handle(ctx context.Context, r slog.Record) error {
 func (l levelFilter) WithAttrs([]slog.Attr) slog.Handler { return l }
 func (l levelFilter) WithGroup(string) slog.Handler      { return l }
 
+// Count counts the rows of collection coll of database db for which the
+// SQL expression where holds (see Scan), without reading them out.
+func (e *Engine) Count(ctx context.Context, db, coll, where string, args []any) (int64, error) {
+	var n int64
+	err := e.Scan(ctx, db, coll, where, args, nil, &n)
+	return n, err
+}
+
 // Options returns the store/mongo options that let a store on database db
 // use this engine's accelerations: the _id index on every collection it
 // creates, and direct SQLite reads for searches.
@@ -303,6 +325,9 @@ func (e *Engine) Options(db string) smongo.Options {
 		OnCollectionCreated: func(ctx context.Context, coll string) error { return e.IndexCollection(ctx, db, coll) },
 		Scan: func(ctx context.Context, coll, where string, args []any, fn func([]byte) error) error {
 			return e.Scan(ctx, db, coll, where, args, fn)
+		},
+		Count: func(ctx context.Context, coll, where string, args []any) (int64, error) {
+			return e.Count(ctx, db, coll, where, args)
 		},
 	}
 }

@@ -64,6 +64,9 @@ type Options struct {
 	// directly from SQLite, those for which the SQL expression where holds
 	// (see sqlWhere); Find then evaluates the filter exactly in memory.
 	Scan func(ctx context.Context, coll, where string, args []any, fn func(doc []byte) error) error
+	// Count, with Scan, counts rows in SQL; used when the translated
+	// filter is exact (see sqlWhere).
+	Count func(ctx context.Context, coll, where string, args []any) (int64, error)
 }
 
 // Store is a store.Store on a MongoDB database.
@@ -634,8 +637,26 @@ func (s *Store) Search(ctx context.Context, q store.Query) ([]*store.Version, in
 	return store.SortPage(vs, q), int64(len(vs)), nil
 }
 
-// Count implements store.Store.
+// Count implements store.Store. On the embedded engine, when the filter
+// translates exactly to SQL and no journal commit is being applied, the
+// rows are counted by SQLite without being read out.
 func (s *Store) Count(ctx context.Context, q store.Query) (int64, error) {
+	if s.opts.Count != nil {
+		where := q.Where()
+		if _, byID := idsOf(where); !byID {
+			w, args, exact := sqlWhereExact(where)
+			s.tx.mu.RLock()
+			applying := len(s.tx.overlay) > 0
+			s.tx.mu.RUnlock()
+			if exact && !applying {
+				n, err := s.opts.Count(ctx, curName(q.Type), w, args)
+				if err != nil {
+					return 0, store.E("count", store.ErrUnavailable, err)
+				}
+				return n, nil
+			}
+		}
+	}
 	vs, err := s.match(ctx, q)
 	return int64(len(vs)), err
 }

@@ -19,12 +19,19 @@ const sqlDoc = "_ferretdb_sjson"
 // C, discards most rows before any Go decoding, and that an equality on
 // the owning patient uses the index on it.
 func sqlWhere(f store.Filter) (string, []any) {
+	w, args, _ := sqlWhereExact(f)
+	return w, args
+}
+
+// sqlWhereExact is sqlWhere that also tells whether the expression
+// selects exactly the matching documents (then SQLite may count them).
+func sqlWhereExact(f store.Filter) (string, []any, bool) {
 	var args []any
-	expr, _ := sqlNode(f, &args)
+	expr, exact := sqlNode(f, &args)
 	if expr == "1" {
 		expr = ""
 	}
-	return sqlDoc + "->>'$.del' = 0" + and(expr), args
+	return sqlDoc + "->>'$.del' = 0" + and(expr), args, exact
 }
 
 func and(expr string) string {
@@ -91,7 +98,8 @@ func sqlNode(f store.Filter, args *[]any) (string, bool) {
 			*args = (*args)[:mark]
 			return "1", false
 		}
-		return "NOT (" + e + ")", true
+		// coalesce: a NULL (absent member) child must not hide the row.
+		return "NOT coalesce((" + e + "), 0)", true
 	case store.OpEq:
 		if len(f.Values) == 0 {
 			return "0", true
@@ -171,8 +179,9 @@ func sqlNode(f store.Filter, args *[]any) (string, bool) {
 		for _, v := range f.Values {
 			*args = append(*args, v)
 		}
-		// Not exact for negation: a document without owner gives NULL.
-		return sqlDoc + "->>'$.p' IN (" + placeholders(len(f.Values)) + ")", false
+		// A document without owner gives NULL: false here, and NOT
+		// handles NULL with coalesce. The expression is the indexed one.
+		return sqlDoc + "->>'$.p' IN (" + placeholders(len(f.Values)) + ")", true
 	}
 	return "1", false
 }
