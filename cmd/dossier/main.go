@@ -204,7 +204,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	r := repo.New(st, parser, access.Interim{}, repo.WithSearch(sreg))
+	r := repo.New(st, parser, sreg, access.Interim{})
 	cfg := rest.DefaultConfig()
 	cfg.BaseURL = *baseURL
 	cfg.MaxBodyBytes = *maxBody
@@ -319,7 +319,7 @@ func reindex(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	r := repo.New(ms, parser, access.Interim{}, repo.WithSearch(reg))
+	r := repo.New(ms, parser, reg, access.Interim{})
 	start := time.Now()
 	n, err := r.Reindex(ctx, types, func(typ string, n int) { fmt.Fprintf(stdout, "%-28s %8d\n", typ, n) })
 	if err != nil {

@@ -346,11 +346,7 @@ func (r *refResolver) resolve(ref string) (string, error) {
 	if ok {
 		return to, nil
 	}
-	crit, err := r.p.repo.Criteria(r.ctx, r.req, typ, q)
-	if err != nil {
-		return "", err
-	}
-	found, err := r.p.repo.Find(r.ctx, r.req, crit, 2)
+	found, err := r.p.matches(r.ctx, r.req, typ, q)
 	if err != nil {
 		return "", err
 	}
@@ -365,6 +361,16 @@ func (r *refResolver) resolve(ref string) (string, error) {
 		return to, nil
 	}
 	return "", outcome.New(outcome.PreconditionFailed, "multiple-matches", "the conditional reference %s matches several resources", typ+"?…")
+}
+
+// matches resolves conditional criteria (ifNoneExist, conditional
+// entries, conditional references) to at most two visible resources.
+func (p *Processor) matches(ctx context.Context, req *access.Requester, typ, query string) ([]*store.Version, error) {
+	crit, err := p.repo.Criteria(ctx, req, typ, query)
+	if err != nil {
+		return nil, err
+	}
+	return p.repo.Find(ctx, req, crit, 2)
 }
 
 // fullURLForms lists the strings by which other entries may reference an
@@ -499,11 +505,7 @@ func (p *Processor) planAndCommit(ctx context.Context, req *access.Requester, en
 		case http.MethodPost:
 			act = access.Create
 			if ine := e.in.Request.IfNoneExist; ine != "" {
-				crit, err := p.repo.Criteria(ctx, req, e.tgt.typ, ine)
-				if err != nil {
-					return entryErr(e.i, err)
-				}
-				found, err := p.repo.Find(ctx, req, crit, 2)
+				found, err := p.matches(ctx, req, e.tgt.typ, ine)
 				if err != nil {
 					return entryErr(e.i, err)
 				}
@@ -524,11 +526,7 @@ func (p *Processor) planAndCommit(ctx context.Context, req *access.Requester, en
 		case http.MethodPut:
 			act = access.Update
 			if e.tgt.query != "" {
-				crit, err := p.repo.Criteria(ctx, req, e.tgt.typ, e.tgt.query)
-				if err != nil {
-					return entryErr(e.i, err)
-				}
-				found, err := p.repo.Find(ctx, req, crit, 2)
+				found, err := p.matches(ctx, req, e.tgt.typ, e.tgt.query)
 				if err != nil {
 					return entryErr(e.i, err)
 				}
@@ -554,11 +552,7 @@ func (p *Processor) planAndCommit(ctx context.Context, req *access.Requester, en
 		case http.MethodDelete:
 			act = access.Delete
 			if e.tgt.query != "" {
-				crit, err := p.repo.Criteria(ctx, req, e.tgt.typ, e.tgt.query)
-				if err != nil {
-					return entryErr(e.i, err)
-				}
-				found, err := p.repo.Find(ctx, req, crit, 2)
+				found, err := p.matches(ctx, req, e.tgt.typ, e.tgt.query)
 				if err != nil {
 					return entryErr(e.i, err)
 				}
@@ -635,14 +629,7 @@ func (p *Processor) planAndCommit(ctx context.Context, req *access.Requester, en
 			return entryErr(e.i, err)
 		}
 		e.res = res
-		switch {
-		case e.method == http.MethodDelete:
-			e.status = http.StatusNoContent
-		case res.Created:
-			e.status = http.StatusCreated
-		default:
-			e.status = http.StatusOK
-		}
+		e.status = writeStatus(e.method, res)
 		if !res.NoOp {
 			versions = append(versions, res.Version)
 		}
@@ -717,15 +704,19 @@ func (p *Processor) batch(ctx context.Context, req *access.Requester, entries, o
 			e.err = err
 			continue
 		}
-		switch {
-		case e.method == http.MethodDelete:
-			e.status = http.StatusNoContent
-		case e.res.Created:
-			e.status = http.StatusCreated
-		default:
-			e.status = http.StatusOK
-		}
+		e.status = writeStatus(e.method, e.res)
 	}
+}
+
+// writeStatus is the entry status of a successful write.
+func writeStatus(method string, res repo.Result) int {
+	switch {
+	case method == http.MethodDelete:
+		return http.StatusNoContent
+	case res.Created:
+		return http.StatusCreated
+	}
+	return http.StatusOK
 }
 
 // read runs a GET/HEAD entry: read, vread or search.

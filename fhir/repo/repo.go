@@ -22,9 +22,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/url"
-	"sort"
 	"strings"
 	"time"
 
@@ -45,20 +43,10 @@ type Repo struct {
 	now    func() time.Time
 }
 
-// Option configures a Repo.
-type Option func(*Repo)
-
-// WithSearch indexes every written resource for the registry's search
-// parameters and makes conditional criteria full searches.
-func WithSearch(reg *search.Registry) Option { return func(r *Repo) { r.reg = reg } }
-
-// New builds a Repo.
-func New(st store.Store, parser *resource.Parser, policy access.Policy, opts ...Option) *Repo {
-	r := &Repo{st: st, parser: parser, policy: policy, now: time.Now}
-	for _, o := range opts {
-		o(r)
-	}
-	return r
+// New builds a Repo. Every written resource is indexed for the search
+// parameters of reg, and conditional criteria are searches on it.
+func New(st store.Store, parser *resource.Parser, reg *search.Registry, policy access.Policy) *Repo {
+	return &Repo{st: st, parser: parser, reg: reg, policy: policy, now: time.Now}
 }
 
 // Reindex recomputes the search fields of every current resource of the
@@ -66,9 +54,6 @@ func New(st store.Store, parser *resource.Parser, policy access.Policy, opts ...
 // changed), without making new versions. It returns how many resources
 // it updated.
 func (r *Repo) Reindex(ctx context.Context, types []string, progress func(typ string, n int)) (int, error) {
-	if r.reg == nil {
-		return 0, outcome.New(outcome.NotImplemented, "not-supported", "search is not configured")
-	}
 	total := 0
 	for _, typ := range types {
 		if !resource.IsType(typ) {
@@ -112,14 +97,11 @@ func (r *Repo) index(v *store.Version) error {
 	if err != nil {
 		return outcome.Wrap(err, outcome.Internal, "exception", "indexing failed")
 	}
-	v.Keys, v.Ranges, v.SortStr, v.SortNum = ix.Keys, ix.Ranges, ix.SortStr, ix.SortNum
-	if ix.Patient != "" {
-		v.Patient = ix.Patient
-	}
+	v.Keys, v.Ranges, v.SortStr, v.SortNum, v.Patient = ix.Keys, ix.Ranges, ix.SortStr, ix.SortNum, ix.Patient
 	return nil
 }
 
-// Registry returns the search registry (nil without search).
+// Registry returns the search registry.
 func (r *Repo) Registry() *search.Registry { return r.reg }
 
 // Result is the outcome of a write.
@@ -262,15 +244,13 @@ func (r *Repo) build(req *access.Requester, p *resource.Parsed, id string, vid i
 			return nil, outcome.Wrap(err, outcome.Internal, "exception", "hashing failed")
 		}
 	}
-	x := resource.Extract(p.Type, id, p.Object)
 	v := &store.Version{
 		Type: p.Type, ID: id, VersionID: vid, LastUpdated: ts, Method: method, JSON: data, Hash: hash,
-		Patient: x.Patient, Security: x.Security, Keys: x.Keys,
 	}
-	if r.reg != nil {
-		if err := r.index(v); err != nil {
-			return nil, err
-		}
+	// The search index gives the keys and the owning patient.
+	v.Security = resource.SecurityLabels(p.Object)
+	if err := r.index(v); err != nil {
+		return nil, err
 	}
 	if req != nil {
 		v.Org = req.Org
@@ -314,9 +294,20 @@ func (r *Repo) createNew(ctx context.Context, req *access.Requester, p *resource
 	return Result{Version: v, Created: true}, nil
 }
 
-// createOnce runs create unless a resource matches crit; concurrent
-// callers with the same criteria serialise on a claim.
+// createOnce runs create unless a resource matches crit (the existing
+// one is returned, NoOp); concurrent callers with the same criteria
+// serialise on a claim.
 func (r *Repo) createOnce(ctx context.Context, req *access.Requester, crit Criteria, create func() (Result, error)) (Result, error) {
+	return r.conditionally(ctx, req, crit,
+		func(match *store.Version) (Result, error) { return Result{Version: match, NoOp: true}, nil }, create)
+}
+
+// conditionally is the loop of the conditional writes: one match → onMatch;
+// several → 412; none → onNone under the criteria's claim. A request that
+// finds the claim taken waits for the holder's resource to appear and then
+// sees it as the one match.
+func (r *Repo) conditionally(ctx context.Context, req *access.Requester, crit Criteria,
+	onMatch func(*store.Version) (Result, error), onNone func() (Result, error)) (Result, error) {
 	key := crit.claimKey()
 	for attempt := 0; attempt < 200; attempt++ {
 		matches, err := r.find(ctx, req, crit, 2)
@@ -325,12 +316,12 @@ func (r *Repo) createOnce(ctx context.Context, req *access.Requester, crit Crite
 		}
 		switch len(matches) {
 		case 1:
-			return Result{Version: matches[0], NoOp: true}, nil
+			return onMatch(matches[0])
 		case 2:
 			return Result{}, outcome.New(outcome.PreconditionFailed, "multiple-matches",
 				"the conditional criteria match more than one resource")
 		}
-		res, err := r.claimAndRun(ctx, key, crit, create)
+		res, err := r.claimAndRun(ctx, req, key, crit, onNone)
 		if errors.Is(err, errRetry) {
 			select {
 			case <-ctx.Done():
@@ -346,7 +337,7 @@ func (r *Repo) createOnce(ctx context.Context, req *access.Requester, crit Crite
 
 var errRetry = errors.New("retry")
 
-func (r *Repo) claimAndRun(ctx context.Context, key string, crit Criteria, create func() (Result, error)) (Result, error) {
+func (r *Repo) claimAndRun(ctx context.Context, req *access.Requester, key string, crit Criteria, create func() (Result, error)) (Result, error) {
 	mine := NewID() + "|" + r.now().UTC().Format(time.RFC3339Nano)
 	holder, err := r.st.Claim(ctx, key, mine)
 	if errors.Is(err, store.ErrConflict) {
@@ -367,8 +358,9 @@ func (r *Repo) claimAndRun(ctx context.Context, key string, crit Criteria, creat
 	}
 	defer func() { _ = r.st.Release(context.WithoutCancel(ctx), key, mine) }()
 	// Re-check under the claim: the previous holder may have created the
-	// resource and released just before we claimed.
-	matches, err := r.find(ctx, nil, crit, 1)
+	// resource and released just before we claimed. Same visibility as
+	// the caller's own search: matches always go through the policy.
+	matches, err := r.find(ctx, req, crit, 1)
 	if err != nil {
 		return Result{}, err
 	}
@@ -561,44 +553,24 @@ func (r *Repo) ConditionalUpdate(ctx context.Context, req *access.Requester, typ
 	if err != nil {
 		return Result{}, err
 	}
-	// Loop: when nothing matches, creating takes the criteria's claim; a
-	// concurrent request that finds the claim taken waits, then updates
-	// the resource the winner created (one match), as R4 prescribes.
-	for attempt := 0; attempt < 200; attempt++ {
-		matches, err := r.find(ctx, req, crit, 2)
-		if err != nil {
-			return Result{}, err
+	// R4: one match is updated, none creates. Concurrent requests with no
+	// prior match: one creates, the others then update what it created.
+	put := func(id string) (Result, error) {
+		return r.write(ctx, req, typ, id, ifMatch, "PUT", func(*store.Version) (*resource.Parsed, error) { return p, nil })
+	}
+	return r.conditionally(ctx, req, crit, func(match *store.Version) (Result, error) {
+		if p.ID != "" && p.ID != match.ID {
+			return Result{}, outcome.New(outcome.Invalid, "invalid",
+				"the id in the body does not match the resource the criteria select").WithExpression(typ + ".id")
 		}
-		switch len(matches) {
-		case 1:
-			id := matches[0].ID
-			if p.ID != "" && p.ID != id {
-				return Result{}, outcome.New(outcome.Invalid, "invalid",
-					"the id in the body does not match the resource the criteria select").WithExpression(typ + ".id")
-			}
-			return r.write(ctx, req, typ, id, ifMatch, "PUT", func(*store.Version) (*resource.Parsed, error) { return p, nil })
-		case 2:
-			return Result{}, outcome.New(outcome.PreconditionFailed, "multiple-matches",
-				"the conditional criteria match more than one resource")
-		}
+		return put(match.ID)
+	}, func() (Result, error) {
 		id := p.ID
 		if id == "" {
 			id = NewID()
 		}
-		res, err := r.claimAndRun(ctx, crit.claimKey(), crit, func() (Result, error) {
-			return r.write(ctx, req, typ, id, ifMatch, "PUT", func(*store.Version) (*resource.Parsed, error) { return p, nil })
-		})
-		if errors.Is(err, errRetry) {
-			select {
-			case <-ctx.Done():
-				return Result{}, outcome.Wrap(ctx.Err(), outcome.Unavailable, "timeout", "timed out")
-			case <-time.After(10 * time.Millisecond):
-			}
-			continue
-		}
-		return res, err
-	}
-	return Result{}, outcome.New(outcome.Conflict, "conflict", "too many concurrent conditional writes")
+		return put(id)
+	})
 }
 
 // Patch applies a JSON Patch to the current version; the result is
@@ -740,8 +712,9 @@ func (r *Repo) CountHistory(ctx context.Context, req *access.Requester, q store.
 	return n, nil
 }
 
-// Search returns the current resources matching criteria (the
-// foundation's subset: _id and identifier), at most limit.
+// Search returns the current resources matching criteria (parsed by
+// Criteria: strict, no result parameters), at most limit (0: all). Bundle
+// GET entries use it; the HTTP search API uses CompileSearch/SearchPage.
 func (r *Repo) Search(ctx context.Context, req *access.Requester, typ string, crit Criteria, limit int) ([]*store.Version, error) {
 	if err := checkType(typ); err != nil {
 		return nil, err
@@ -759,7 +732,7 @@ func (r *Repo) find(ctx context.Context, req *access.Requester, crit Criteria, l
 	}
 	out := vs[:0]
 	for _, v := range vs {
-		if req == nil || r.policy.Visible(req, v) {
+		if r.policy.Visible(req, v) {
 			out = append(out, v)
 			if limit > 0 && len(out) == limit {
 				break
@@ -771,41 +744,25 @@ func (r *Repo) find(ctx context.Context, req *access.Requester, crit Criteria, l
 
 // Criteria are parsed search criteria.
 type Criteria struct {
-	Type       string
-	Conditions []store.Condition
-	Filter     store.Filter // with search: the compiled criteria
-	key        string       // canonical form, for claims
+	Type   string
+	Filter store.Filter // the compiled criteria
+	key    string       // canonical form (sorted query string), for claims
 }
 
 func (c Criteria) claimKey() string {
-	key := c.key
-	if key == "" {
-		parts := make([]string, 0, len(c.Conditions))
-		for _, cond := range c.Conditions {
-			vals := append([]string(nil), cond.Values...)
-			sort.Strings(vals)
-			parts = append(parts, cond.Key+"="+strings.Join(vals, ","))
-		}
-		sort.Strings(parts)
-		key = strings.Join(parts, "&")
-	}
-	sum := sha256.Sum256([]byte(c.Type + "?" + key))
+	sum := sha256.Sum256([]byte(c.Type + "?" + c.key))
 	return "cond:" + hex.EncodeToString(sum[:])
 }
 
 func (c Criteria) query() store.Query {
-	return store.Query{Type: c.Type, Filter: c.Filter, Conditions: c.Conditions}
+	return store.Query{Type: c.Type, Filter: c.Filter}
 }
 
 // Criteria parses conditional criteria (If-None-Exist, conditional
-// update and delete, conditional references). With search, any search
-// parameter works, strictly: an unknown parameter is an error, never
-// ignored (a conditional write must not ignore a criterion). Without
-// search only _id and identifier are understood.
+// update and delete, conditional references): any search parameter
+// works, strictly: an unknown parameter is an error, never ignored (a
+// conditional write must not ignore a criterion).
 func (r *Repo) Criteria(ctx context.Context, req *access.Requester, typ, query string) (Criteria, error) {
-	if r.reg == nil {
-		return ParseCriteria(typ, query)
-	}
 	query = strings.TrimPrefix(query, "?")
 	if i := strings.Index(query, "?"); i >= 0 && !strings.Contains(query[:i], "=") {
 		if query[:i] != typ {
@@ -845,7 +802,7 @@ func (r *Repo) finder(req *access.Requester) search.Finder {
 		}
 		out := vs[:0]
 		for _, v := range vs {
-			if req == nil || r.policy.Visible(req, v) {
+			if r.policy.Visible(req, v) {
 				out = append(out, v)
 			}
 		}
@@ -860,9 +817,6 @@ func (r *Repo) CompileSearch(ctx context.Context, req *access.Requester, typ str
 	}
 	if err := r.policy.Allow(req, access.Search, typ); err != nil {
 		return nil, err
-	}
-	if r.reg == nil {
-		return nil, outcome.New(outcome.NotImplemented, "not-supported", "search is not configured")
 	}
 	return r.reg.Compile(ctx, typ, params, base, strict, r.finder(req))
 }
@@ -895,60 +849,11 @@ func (r *Repo) CountSearch(ctx context.Context, req *access.Requester, q store.Q
 
 // Includes returns what the plan's _include and _revinclude add.
 func (r *Repo) Includes(ctx context.Context, req *access.Requester, plan *search.Plan, matches []*store.Version) ([]*store.Version, error) {
-	if r.reg == nil || (len(plan.Include) == 0 && len(plan.RevInclude) == 0) {
+	if len(plan.Include) == 0 && len(plan.RevInclude) == 0 {
 		return nil, nil
 	}
 	return r.reg.Includes(ctx, plan, matches, r.finder(req))
 }
 
-// ParseCriteria parses a query string of search criteria. The foundation
-// supports `_id` and `identifier` (token: system|value, value, |value),
-// comma for OR and repetition for AND; any other parameter is rejected
-// (a conditional write must never ignore a criterion).
-func ParseCriteria(typ, query string) (Criteria, error) {
-	query = strings.TrimPrefix(query, "?")
-	if i := strings.Index(query, "?"); i >= 0 && !strings.Contains(query[:i], "=") {
-		// "Patient?identifier=..." form
-		if query[:i] != typ {
-			return Criteria{}, outcome.New(outcome.Invalid, "invalid", "the criteria name another resource type")
-		}
-		query = query[i+1:]
-	}
-	vals, err := url.ParseQuery(query)
-	if err != nil {
-		return Criteria{}, outcome.New(outcome.Invalid, "invalid", "the criteria are not a valid query string")
-	}
-	c := Criteria{Type: typ}
-	keys := make([]string, 0, len(vals))
-	for k := range vals {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		switch k {
-		case "_id", "identifier":
-		case "_format", "_pretty":
-			continue
-		default:
-			return Criteria{}, outcome.New(outcome.Invalid, "not-supported",
-				"search parameter %q is not supported in conditional criteria yet (supported: _id, identifier)", k)
-		}
-		for _, v := range vals[k] {
-			var values []string
-			for _, one := range strings.Split(v, ",") {
-				if one == "" {
-					return Criteria{}, outcome.New(outcome.Invalid, "invalid", "empty value for %s", k)
-				}
-				values = append(values, one)
-			}
-			c.Conditions = append(c.Conditions, store.Condition{Key: k, Values: values})
-		}
-	}
-	if len(c.Conditions) == 0 {
-		return Criteria{}, outcome.New(outcome.Invalid, "invalid", "conditional criteria are empty")
-	}
-	return c, nil
-}
-
 // String is for debugging only (criteria may name patients: never log).
-func (c Criteria) String() string { return fmt.Sprintf("%s?%d conditions", c.Type, len(c.Conditions)) }
+func (c Criteria) String() string { return c.Type + "?(criteria)" }

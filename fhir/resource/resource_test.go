@@ -83,17 +83,10 @@ func TestWithMetaKeepsOrderAndDecimals(t *testing.T) {
 	}
 }
 
-func TestExtract(t *testing.T) {
-	obj, _ := ParseObject([]byte(`{"resourceType":"DocumentReference","subject":{"reference":"http://x/fhir/Patient/p1"},"identifier":[{"system":"s","value":"v"},{"value":"w"}],"meta":{"security":[{"system":"a","code":"b"}]},"securityLabel":[{"coding":[{"system":"c","code":"d"}]}]}`))
-	x := Extract("DocumentReference", "d1", obj)
-	if x.Patient != "p1" {
-		t.Errorf("patient %q", x.Patient)
-	}
-	if got := strings.Join(x.Security, ","); got != "a|b,c|d" {
+func TestSecurityLabels(t *testing.T) {
+	obj, _ := ParseObject([]byte(`{"resourceType":"DocumentReference","subject":{"reference":"http://x/fhir/Patient/p1"},"meta":{"security":[{"system":"a","code":"b"}]},"securityLabel":[{"coding":[{"system":"c","code":"d"}]}]}`))
+	if got := strings.Join(SecurityLabels(obj), ","); got != "a|b,c|d" {
 		t.Errorf("security %s", got)
-	}
-	if got := strings.Join(x.Keys["identifier"], ","); got != "s|v,v,|w,w" {
-		t.Errorf("keys %s", got)
 	}
 }
 

@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"github.com/labstack/echo/v4"
 	"net/http"
-	"strconv"
 	"time"
 
+	"github.com/dossier-fhir/dossier/fhir/repo"
 	"github.com/dossier-fhir/dossier/fhir/resource"
 	"github.com/dossier-fhir/dossier/store"
 )
@@ -59,13 +59,9 @@ type entryResponse struct {
 
 func newBundle(typ string) *bundleJSON {
 	return &bundleJSON{
-		ResourceType: "Bundle", ID: newBundleID(), Type: typ,
+		ResourceType: "Bundle", ID: repo.NewID(), Type: typ,
 		Meta: &bundleMeta{LastUpdated: resource.Instant(time.Now())},
 	}
-}
-
-func newBundleID() string {
-	return strconv.FormatInt(time.Now().UnixNano(), 36)
 }
 
 // historyEntry is a history bundle entry for one version.

@@ -99,7 +99,7 @@ func newEnv(tb testing.TB, opts ...option) *env {
 		logOut = os.Stderr
 	}
 	log := slog.New(slog.NewTextHandler(logOut, nil))
-	h := rest.New(cfg, repo.New(st, parser, access.Interim{}, repo.WithSearch(registry)), st, v, rest.NewMetrics(reg, reg), log)
+	h := rest.New(cfg, repo.New(st, parser, registry, access.Interim{}), st, v, rest.NewMetrics(reg, reg), log)
 	srv := httptest.NewServer(h)
 	tb.Cleanup(func() {
 		srv.Close()

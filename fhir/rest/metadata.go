@@ -99,9 +99,6 @@ func (s *Server) metadata(c echo.Context) error {
 // not implemented and not listed).
 func (s *Server) searchParams(typ string) []capSearchParam {
 	reg := s.repo.Registry()
-	if reg == nil {
-		return []capSearchParam{{Name: "_id", Type: "token"}}
-	}
 	var out []capSearchParam
 	for _, p := range reg.Params(typ) {
 		if p.Type == "special" || (p.Expression == "" && p.Code != "_id") {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -55,9 +56,6 @@ func (s *Server) compartmentSearch(c echo.Context) error {
 		return outcome.New(outcome.NotFound, "not-found", "Patient/(invalid id) is not known")
 	}
 	reg := s.repo.Registry()
-	if reg == nil {
-		return outcome.New(outcome.NotImplemented, "not-supported", "search is not configured")
-	}
 	var f store.Filter
 	if typ == "Patient" {
 		f = store.Eq("_id", id)
@@ -201,16 +199,24 @@ func (s *Server) runSearch(c echo.Context, typ string, params url.Values, extra 
 		}
 		b.Entry = append(b.Entry, entry{FullURL: fmt.Sprintf("%s/%s/%s", base, v.Type, v.ID), Resource: data, Search: &entrySearch{Mode: "include"}})
 	}
-	if len(plan.Ignored) > 0 {
-		ignored := append([]string(nil), plan.Ignored...)
-		sort.Strings(ignored)
-		b.Entry = append(b.Entry, entry{
-			Resource: outcome.JSON([]outcome.Issue{{Severity: "warning", Code: "not-supported",
-				Diagnostics: fmt.Sprintf("search parameters ignored (unknown or not supported): %s", strings.Join(ignored, ", "))}}),
-			Search: &entrySearch{Mode: "outcome"},
-		})
-	}
+	b.addIgnored(plan.Ignored)
 	return writeJSON(c, http.StatusOK, b)
+}
+
+// addIgnored reports ignored search parameters in an outcome entry
+// (lenient handling).
+func (b *bundleJSON) addIgnored(ignored []string) {
+	if len(ignored) == 0 {
+		return
+	}
+	ignored = append([]string(nil), ignored...)
+	sort.Strings(ignored)
+	ignored = slices.Compact(ignored)
+	b.Entry = append(b.Entry, entry{
+		Resource: outcome.JSON([]outcome.Issue{{Severity: "warning", Code: "not-supported",
+			Diagnostics: fmt.Sprintf("search parameters ignored (unknown or not supported): %s", strings.Join(ignored, ", "))}}),
+		Search: &entrySearch{Mode: "outcome"},
+	})
 }
 
 // subset applies _summary and _elements to one resource.
@@ -229,8 +235,6 @@ func strictHandling(c echo.Context) bool {
 	}
 	return false
 }
-
-var _ = strconv.Itoa
 
 // systemSearch serves GET /fhir?_type=A,B&…: the type searches of each
 // listed type one after the other (types in the order given, each in its
@@ -338,13 +342,6 @@ func (s *Server) systemSearch(c echo.Context) error {
 		self.Set("_page", strconv.Itoa(lastType)+"."+pageToken("a", store.PositionOf(last, lastSort)))
 		b.Link = append(b.Link, bundleLink{Relation: "next", URL: base + queryString(self)})
 	}
-	if len(ignored) > 0 {
-		sort.Strings(ignored)
-		b.Entry = append(b.Entry, entry{
-			Resource: outcome.JSON([]outcome.Issue{{Severity: "warning", Code: "not-supported",
-				Diagnostics: fmt.Sprintf("search parameters ignored (unknown or not supported): %s", strings.Join(ignored, ", "))}}),
-			Search: &entrySearch{Mode: "outcome"},
-		})
-	}
+	b.addIgnored(ignored)
 	return writeJSON(c, http.StatusOK, b)
 }

@@ -546,13 +546,18 @@ func (s *Store) historyOf(ctx context.Context, typ string, q store.HistoryQuery)
 }
 
 func (s *Store) historyTypes(ctx context.Context) ([]string, error) {
+	return s.typesWith(ctx, "h_")
+}
+
+// typesWith lists the resource types of the collections named prefix+Type.
+func (s *Store) typesWith(ctx context.Context, prefix string) ([]string, error) {
 	names, err := s.db.ListCollectionNames(ctx, bson.D{})
 	if err != nil {
-		return nil, store.E("history", store.ErrUnavailable, err)
+		return nil, store.E("list collections", store.ErrUnavailable, err)
 	}
 	var types []string
 	for _, n := range names {
-		if t, ok := strings.CutPrefix(n, "h_"); ok {
+		if t, ok := strings.CutPrefix(n, prefix); ok {
 			types = append(types, t)
 		}
 	}
@@ -614,18 +619,7 @@ func (s *Store) Reindex(ctx context.Context, v *store.Version) error {
 // Types lists the resource types that have a collection of current
 // versions.
 func (s *Store) Types(ctx context.Context) ([]string, error) {
-	names, err := s.db.ListCollectionNames(ctx, bson.D{})
-	if err != nil {
-		return nil, store.E("types", store.ErrUnavailable, err)
-	}
-	var types []string
-	for _, n := range names {
-		if t, ok := strings.CutPrefix(n, "r_"); ok {
-			types = append(types, t)
-		}
-	}
-	sort.Strings(types)
-	return types, nil
+	return s.typesWith(ctx, "r_")
 }
 
 // Search implements store.Store.
