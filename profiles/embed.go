@@ -9,3 +9,7 @@ import "embed"
 //
 //go:embed *.json
 var FS embed.FS
+
+// SearchParameterFiles are the search parameter files the server loads:
+// the R4 definitions, then Dossier's own (which may add or override).
+var SearchParameterFiles = []string{"Bundle-searchParams.json", "Bundle-dossier-searchParams.json"}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -140,5 +141,33 @@ func (m *Metered) Reindex(ctx context.Context, v *Version) error {
 	t := time.Now()
 	err := m.Store.Reindex(ctx, v)
 	m.done("reindex", t, err)
+	return err
+}
+
+// PutBlob implements Store (the duration covers the whole upload).
+func (m *Metered) PutBlob(ctx context.Context, key string, r io.Reader, max int64) (BlobInfo, error) {
+	t := time.Now()
+	info, err := m.Store.PutBlob(ctx, key, r, max)
+	if errors.Is(err, ErrTooLarge) {
+		m.dur.WithLabelValues("put_blob").Observe(time.Since(t).Seconds())
+		return info, err // the client's doing, not the store's
+	}
+	m.done("put_blob", t, err)
+	return info, err
+}
+
+// OpenBlob implements Store (the duration covers opening, not streaming).
+func (m *Metered) OpenBlob(ctx context.Context, key string) (io.ReadCloser, BlobInfo, error) {
+	t := time.Now()
+	rc, info, err := m.Store.OpenBlob(ctx, key)
+	m.done("open_blob", t, err)
+	return rc, info, err
+}
+
+// DeleteBlob implements Store.
+func (m *Metered) DeleteBlob(ctx context.Context, key string) error {
+	t := time.Now()
+	err := m.Store.DeleteBlob(ctx, key)
+	m.done("delete_blob", t, err)
 	return err
 }

@@ -102,6 +102,9 @@ type Version struct {
 	// a string, or the [lowest lo, highest hi] of the parameter's ranges.
 	SortStr map[string]string
 	SortNum map[string][2]float64
+	// Blob, when set, holds the content of this version outside its JSON
+	// (a Binary uploaded raw: its JSON has no data element).
+	Blob *BlobRef
 }
 
 // Cursor is a position in a newest-first history listing.
@@ -206,6 +209,8 @@ type Store interface {
 	Claim(ctx context.Context, key, value string) (holder string, err error)
 	// Release removes key if it still holds value.
 	Release(ctx context.Context, key, value string) error
+	// Blobs keep large contents in chunks (see blob.go).
+	Blobs
 	// Ping checks the engine is reachable.
 	Ping(ctx context.Context) error
 	// Close releases resources.

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -28,6 +29,7 @@ import (
 
 	"github.com/dossier-fhir/dossier/cmd/dossier/load"
 	"github.com/dossier-fhir/dossier/fhir/access"
+	"github.com/dossier-fhir/dossier/fhir/profile"
 	"github.com/dossier-fhir/dossier/fhir/repo"
 	"github.com/dossier-fhir/dossier/fhir/resource"
 	"github.com/dossier-fhir/dossier/fhir/rest"
@@ -132,6 +134,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	db := fs.String("db", env("DOSSIER_DB", "dossier"), "database name (DOSSIER_DB)")
 	baseURL := fs.String("base-url", env("DOSSIER_BASE_URL", ""), "public FHIR base URL, e.g. https://host/fhir (DOSSIER_BASE_URL)")
 	maxBody := fs.Int64("max-body", envInt("DOSSIER_MAX_BODY", 16<<20), "maximum request body in bytes (DOSSIER_MAX_BODY)")
+	maxBinary := fs.Int64("max-binary", envInt("DOSSIER_MAX_BINARY", rest.DefaultMaxBinary), "maximum raw Binary content in bytes, streamed to the store (DOSSIER_MAX_BINARY)")
+	strict := fs.Bool("strict-profiles", envBool("DOSSIER_STRICT_PROFILES", false), "validate Patient, Encounter, DocumentReference and preventive CarePlans against the record's profiles even when they claim none (DOSSIER_STRICT_PROFILES)")
 	logLevel := fs.String("log-level", env("DOSSIER_LOG_LEVEL", "info"), "debug, info, warn or error (DOSSIER_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -200,14 +204,25 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sreg, err := search.LoadRegistry(profiles.FS, "Bundle-searchParams.json")
+	sreg, err := search.LoadRegistry(profiles.FS, profiles.SearchParameterFiles...)
 	if err != nil {
 		return err
 	}
-	r := repo.New(st, parser, sreg, access.Interim{})
+	matrix, err := access.LoadMatrix(profiles.FS, "access-matrix.json")
+	if err != nil {
+		return err
+	}
+	policy := access.NewDMP(st, matrix, func(t string) bool { return t != "Patient" && len(sreg.OwnerParam(t)) > 0 })
+	r := repo.New(st, parser, sreg, policy)
+	pset, err := profile.Load(profiles.FS)
+	if err != nil {
+		return err
+	}
+	r.UseProfiles(pset, *strict)
 	cfg := rest.DefaultConfig()
 	cfg.BaseURL = *baseURL
 	cfg.MaxBodyBytes = *maxBody
+	cfg.MaxBinary = *maxBinary
 	cfg.Version = version
 	e := rest.New(cfg, r, st, verifier, rest.NewMetrics(reg, reg), log)
 
@@ -233,6 +248,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Error("http shutdown", "err", err)
 	}
 	return nil
+}
+
+func envBool(name string, def bool) bool {
+	if v, ok := os.LookupEnv(name); ok {
+		if b, err := strconv.ParseBool(v); err == nil {
+			return b
+		}
+	}
+	return def
 }
 
 func envInt(name string, def int64) int64 {
@@ -311,7 +335,7 @@ func reindex(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	reg, err := search.LoadRegistry(profiles.FS, "Bundle-searchParams.json")
+	reg, err := search.LoadRegistry(profiles.FS, profiles.SearchParameterFiles...)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,8 @@
 package access
 
 import (
+	"context"
+
 	"github.com/dossier-fhir/dossier/fhir/outcome"
 	"github.com/dossier-fhir/dossier/store"
 )
@@ -32,19 +34,46 @@ const (
 	Update  Action = "update"
 	Patch   Action = "patch"
 	Delete  Action = "delete"
+	// Close and Reopen are the record's lifecycle operations on a Patient.
+	Close  Action = "close"
+	Reopen Action = "reopen"
 )
 
 // Policy decides what a requester may see and do.
 type Policy interface {
-	// Allow reports whether r may perform act on resources of type typ
-	// ("" for system-level interactions); the error is an *outcome.Error.
+	// Allow reports whether r may attempt act on resources of type typ
+	// ("" for system-level interactions) at all: role and SMART scopes,
+	// before touching the store; the error is an *outcome.Error.
 	Allow(r *Requester, act Action, typ string) error
-	// Visible reports whether r may see version v.
-	Visible(r *Requester, v *store.Version) bool
+	// Scope resolves what r may see and write for one request.
+	Scope(ctx context.Context, r *Requester) (Scope, error)
+}
+
+// Scope is one requester's view of the record, for one request.
+type Scope interface {
+	// Filter selects what the requester may see of typ: ANDed into every
+	// store query (search, count, include, chain, _has, $everything).
+	Filter(typ string) store.Filter
+	// Visible is Filter(v.Type).Match(v): the same decision after a read
+	// by id.
+	Visible(v *store.Version) bool
+	// ThroughDocument reports whether a Binary is seen only through the
+	// DocumentReference of its securityContext (read by id; a Binary
+	// search finds nothing).
+	ThroughDocument() bool
+	// Everything reports that the filter lets everything through (totals
+	// of history can be counted by the store).
+	Everything() bool
+	// View is what the requester is shown of a visible version (a
+	// minimal view of a Patient for campaign tools); nil hides it.
+	View(v *store.Version) *store.Version
+	// CanWrite checks a write of v (cur is the current version, nil for
+	// a create) beyond visibility; the error is an *outcome.Error (403).
+	CanWrite(act Action, v, cur *store.Version) error
 }
 
 // Interim is the foundation's rule: integration and admin do everything,
-// other roles nothing.
+// other roles nothing. Tests of layers below the secrecy rules use it.
 type Interim struct{}
 
 var _ Policy = Interim{}
@@ -61,7 +90,21 @@ func (Interim) Allow(r *Requester, act Action, typ string) error {
 	return outcome.New(outcome.Forbidden, "forbidden", "this role may not use this interaction")
 }
 
-// Visible implements Policy.
-func (Interim) Visible(r *Requester, v *store.Version) bool {
-	return r != nil && (r.Role == RoleIntegration || r.Role == RoleAdmin)
+// Scope implements Policy.
+func (Interim) Scope(_ context.Context, r *Requester) (Scope, error) {
+	return interimScope{ok: r != nil && (r.Role == RoleIntegration || r.Role == RoleAdmin)}, nil
 }
+
+type interimScope struct{ ok bool }
+
+func (s interimScope) Filter(string) store.Filter {
+	if s.ok {
+		return store.All()
+	}
+	return store.Or()
+}
+func (s interimScope) Visible(v *store.Version) bool                         { return s.ok && v != nil }
+func (s interimScope) ThroughDocument() bool                                 { return false }
+func (s interimScope) Everything() bool                                      { return s.ok }
+func (s interimScope) View(v *store.Version) *store.Version                  { return v }
+func (s interimScope) CanWrite(Action, *store.Version, *store.Version) error { return nil }

@@ -38,6 +38,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -492,7 +493,13 @@ func (p *Processor) transaction(ctx context.Context, req *access.Requester, entr
 
 var errRetryCommit = errors.New("commit lost a race")
 
-func (p *Processor) planAndCommit(ctx context.Context, req *access.Requester, entries, order []*entry) error {
+func (p *Processor) planAndCommit(ctx context.Context, req *access.Requester, entries, order []*entry) (err error) {
+	ctx, pend := repo.WithPending(ctx)
+	defer func() {
+		if err != nil {
+			pend.Undo() // nothing was committed: give back the plan's claims
+		}
+	}()
 	rr := &refResolver{p: p, ctx: ctx, req: req, byURL: map[string]string{}, cond: map[string]string{}}
 	pol := p.repo.Policy()
 	// Pass 1: who is written where.
@@ -589,9 +596,17 @@ func (p *Processor) planAndCommit(ctx context.Context, req *access.Requester, en
 	// Pass 2: rewrite references and validate the resources, in parallel
 	// (validation is most of a write's CPU).
 	parsed := p.parseAll(order, rr)
-	// Pass 3: plan every write.
+	// Pass 3: plan every write; Binary entries first among the creates and
+	// updates, so that a document naming a Binary of the bundle finds it.
+	planOrder := slices.Clone(order)
+	slices.SortStableFunc(planOrder, func(a, b *entry) int {
+		if ra, rb := methodOrder[a.method], methodOrder[b.method]; ra != rb {
+			return ra - rb
+		}
+		return binaryRank(a) - binaryRank(b)
+	})
 	var versions []*store.Version
-	for _, e := range order {
+	for _, e := range planOrder {
 		if e.skipped {
 			continue
 		}
@@ -603,7 +618,7 @@ func (p *Processor) planAndCommit(ctx context.Context, req *access.Requester, en
 		case http.MethodPost:
 			pr := parsed[e.i]
 			if err = pr.err; err == nil {
-				res, err = p.repo.PlanCreate(req, pr.p, e.tgt.id)
+				res, err = p.repo.PlanCreate(ctx, req, pr.p, e.tgt.id)
 			}
 		case http.MethodPut:
 			pr := parsed[e.i]
@@ -630,9 +645,7 @@ func (p *Processor) planAndCommit(ctx context.Context, req *access.Requester, en
 		}
 		e.res = res
 		e.status = writeStatus(e.method, res)
-		if !res.NoOp {
-			versions = append(versions, res.Version)
-		}
+		versions = append(versions, res.Versions()...)
 	}
 	if err := p.repo.Commit(ctx, versions); err != nil {
 		if outcome.KindOf(err) == outcome.Conflict {
@@ -647,6 +660,13 @@ func (p *Processor) planAndCommit(ctx context.Context, req *access.Requester, en
 		return err
 	}
 	return nil
+}
+
+func binaryRank(e *entry) int {
+	if e.tgt.typ == "Binary" {
+		return 0
+	}
+	return 1
 }
 
 // batch runs each entry on its own.

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dossier-fhir/dossier/fhir/access"
@@ -41,6 +42,11 @@ type Repo struct {
 	policy access.Policy
 	reg    *search.Registry
 	now    func() time.Time
+
+	profiles       ProfileValidator
+	strictProfiles bool
+	closedMu       sync.Mutex
+	closedCache    map[string]closedEntry
 }
 
 // New builds a Repo. Every written resource is indexed for the search
@@ -98,6 +104,7 @@ func (r *Repo) index(v *store.Version) error {
 		return outcome.Wrap(err, outcome.Internal, "exception", "indexing failed")
 	}
 	v.Keys, v.Ranges, v.SortStr, v.SortNum, v.Patient = ix.Keys, ix.Ranges, ix.SortStr, ix.SortNum, ix.Patient
+	setOrgKey(v)
 	return nil
 }
 
@@ -109,6 +116,31 @@ type Result struct {
 	Version *store.Version
 	Created bool // a new resource (201)
 	NoOp    bool // nothing changed: the update was identical, or the delete found nothing
+	// Also are versions of other resources the write implies (a replaced
+	// document becoming superseded), committed atomically with Version.
+	Also []*store.Version
+}
+
+// Versions returns what committing the result stores.
+func (res Result) Versions() []*store.Version {
+	if res.NoOp {
+		return nil
+	}
+	return append([]*store.Version{res.Version}, res.Also...)
+}
+
+// store stores a planned result: one version is a Put, more a Commit.
+func (r *Repo) store(ctx context.Context, res Result) error {
+	var err error
+	if len(res.Also) == 0 {
+		err = r.st.Put(ctx, res.Version)
+	} else {
+		err = r.st.Commit(ctx, res.Versions())
+	}
+	if err == nil {
+		r.changed(res.Versions())
+	}
+	return err
 }
 
 const maxAttempts = 20
@@ -158,14 +190,24 @@ func (r *Repo) Read(ctx context.Context, req *access.Requester, typ, id string) 
 	if err := r.policy.Allow(req, access.Read, typ); err != nil {
 		return nil, err
 	}
+	sc, err := r.scope(ctx, req)
+	if err != nil {
+		return nil, err
+	}
 	v, err := r.st.Read(ctx, typ, id)
-	if v != nil && !r.policy.Visible(req, v) {
-		return nil, notFound(typ, id)
+	if v != nil {
+		ok, verr := r.visible(ctx, sc, v)
+		if verr != nil {
+			return nil, verr
+		}
+		if !ok {
+			return nil, notFound(typ, id)
+		}
 	}
 	if err != nil {
 		return v, storeErr(err, typ, id)
 	}
-	return v, nil
+	return r.view(sc, v), nil
 }
 
 // VRead returns one version; a delete marker is returned with a Gone error.
@@ -179,6 +221,10 @@ func (r *Repo) VRead(ctx context.Context, req *access.Requester, typ, id string,
 	if vid < 1 {
 		return nil, outcome.New(outcome.NotFound, "not-found", "%s/%s has no such version", typ, id)
 	}
+	sc, err := r.scope(ctx, req)
+	if err != nil {
+		return nil, err
+	}
 	v, err := r.st.VRead(ctx, typ, id, vid)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, outcome.New(outcome.NotFound, "not-found", "%s/%s has no version %d", typ, id, vid)
@@ -186,13 +232,15 @@ func (r *Repo) VRead(ctx context.Context, req *access.Requester, typ, id string,
 	if err != nil {
 		return nil, storeErr(err, typ, id)
 	}
-	if !r.policy.Visible(req, v) {
+	if ok, err := r.visible(ctx, sc, v); err != nil {
+		return nil, err
+	} else if !ok {
 		return nil, outcome.New(outcome.NotFound, "not-found", "%s/%s has no version %d", typ, id, vid)
 	}
 	if v.Deleted {
 		return v, outcome.New(outcome.Gone, "deleted", "version %d of %s/%s is a deletion", vid, typ, id)
 	}
-	return v, nil
+	return r.view(sc, v), nil
 }
 
 // NewID returns a server-assigned logical id (a random UUID).
@@ -247,14 +295,17 @@ func (r *Repo) build(req *access.Requester, p *resource.Parsed, id string, vid i
 	v := &store.Version{
 		Type: p.Type, ID: id, VersionID: vid, LastUpdated: ts, Method: method, JSON: data, Hash: hash,
 	}
+	if req != nil {
+		v.Org = req.Org
+		v.Author = req.Subject
+	}
+	if v.Org == "" && prev != nil {
+		v.Org = prev.Org // a professional's change keeps the engine's organization
+	}
 	// The search index gives the keys and the owning patient.
 	v.Security = resource.SecurityLabels(p.Object)
 	if err := r.index(v); err != nil {
 		return nil, err
-	}
-	if req != nil {
-		v.Org = req.Org
-		v.Author = req.Subject
 	}
 	return v, nil
 }
@@ -284,14 +335,17 @@ func (r *Repo) Create(ctx context.Context, req *access.Requester, typ string, bo
 }
 
 func (r *Repo) createNew(ctx context.Context, req *access.Requester, p *resource.Parsed, id string) (Result, error) {
-	v, err := r.build(req, p, id, 1, "POST", nil)
+	ctx, pend := WithPending(ctx)
+	res, err := r.PlanCreate(ctx, req, p, id)
 	if err != nil {
+		pend.Undo()
 		return Result{}, err
 	}
-	if err := r.st.Put(ctx, v); err != nil {
+	if err := r.store(ctx, res); err != nil {
+		pend.Undo()
 		return Result{}, storeErr(err, p.Type, id)
 	}
-	return Result{Version: v, Created: true}, nil
+	return res, nil
 }
 
 // createOnce runs create unless a resource matches crit (the existing
@@ -401,11 +455,16 @@ func (r *Repo) Update(ctx context.Context, req *access.Requester, typ, id string
 func (r *Repo) write(ctx context.Context, req *access.Requester, typ, id string, ifMatch *int64, method string,
 	next func(cur *store.Version) (*resource.Parsed, error)) (Result, error) {
 	for attempt := 0; attempt < maxAttempts; attempt++ {
+		ctx, pend := WithPending(ctx)
 		res, err := r.PlanWrite(ctx, req, typ, id, ifMatch, method, next)
 		if err != nil || res.NoOp {
+			pend.Undo()
 			return res, err
 		}
-		err = r.st.Put(ctx, res.Version)
+		err = r.store(ctx, res)
+		if err != nil {
+			pend.Undo()
+		}
 		if errors.Is(err, store.ErrConflict) {
 			if ifMatch != nil {
 				return Result{}, outcome.New(outcome.PreconditionFailed, "conflict",
@@ -427,12 +486,20 @@ func (r *Repo) write(ctx context.Context, req *access.Requester, typ, id string,
 // together; single writes Put them.
 func (r *Repo) PlanWrite(ctx context.Context, req *access.Requester, typ, id string, ifMatch *int64, method string,
 	next func(cur *store.Version) (*resource.Parsed, error)) (Result, error) {
+	sc, err := r.scope(ctx, req)
+	if err != nil {
+		return Result{}, err
+	}
 	cur, err := r.st.Read(ctx, typ, id)
 	if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrGone) {
 		return Result{}, storeErr(err, typ, id)
 	}
-	if cur != nil && !r.policy.Visible(req, cur) {
-		return Result{}, notFound(typ, id)
+	if cur != nil {
+		if ok, err := r.visible(ctx, sc, cur); err != nil {
+			return Result{}, err
+		} else if !ok {
+			return Result{}, notFound(typ, id)
+		}
 	}
 	live := cur != nil && !cur.Deleted
 	if ifMatch != nil && (!live || cur.VersionID != *ifMatch) {
@@ -447,6 +514,9 @@ func (r *Repo) PlanWrite(ctx context.Context, req *access.Requester, typ, id str
 	}
 	p, err := next(cur)
 	if err != nil {
+		return Result{}, err
+	}
+	if err := r.prepare(ctx, p); err != nil {
 		return Result{}, err
 	}
 	vid := int64(1)
@@ -469,29 +539,72 @@ func (r *Repo) PlanWrite(ctx context.Context, req *access.Requester, typ, id str
 			return Result{Version: cur, NoOp: true}, nil
 		}
 	}
-	return Result{Version: v, Created: !live}, nil
+	act := access.Update
+	if method == "PATCH" {
+		act = access.Patch
+	}
+	if !live {
+		act = access.Create
+	}
+	if err := r.canWrite(ctx, sc, act, v, cur); err != nil {
+		return Result{}, err
+	}
+	also, err := r.afterBuild(ctx, req, v, cur)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Version: v, Created: !live, Also: also}
+	pendingOf(ctx).add(res.Versions()...)
+	return res, nil
 }
 
 // PlanCreate builds version 1 of a new resource with the given id.
-func (r *Repo) PlanCreate(req *access.Requester, p *resource.Parsed, id string) (Result, error) {
+func (r *Repo) PlanCreate(ctx context.Context, req *access.Requester, p *resource.Parsed, id string) (Result, error) {
+	if err := r.prepare(ctx, p); err != nil {
+		return Result{}, err
+	}
 	v, err := r.build(req, p, id, 1, "POST", nil)
 	if err != nil {
 		return Result{}, err
 	}
-	return Result{Version: v, Created: true}, nil
+	sc, err := r.scope(ctx, req)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := r.canWrite(ctx, sc, access.Create, v, nil); err != nil {
+		return Result{}, err
+	}
+	also, err := r.afterBuild(ctx, req, v, nil)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Version: v, Created: true, Also: also}
+	pendingOf(ctx).add(res.Versions()...)
+	return res, nil
 }
 
 // PlanDelete builds the delete marker of typ/id; NoOp when there is
 // nothing to delete.
 func (r *Repo) PlanDelete(ctx context.Context, req *access.Requester, typ, id string, ifMatch *int64) (Result, error) {
+	sc, err := r.scope(ctx, req)
+	if err != nil {
+		return Result{}, err
+	}
 	cur, err := r.st.Read(ctx, typ, id)
 	if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrGone) {
 		return Result{}, storeErr(err, typ, id)
 	}
-	if cur != nil && !r.policy.Visible(req, cur) {
-		cur = nil // hidden: behaves as absent
+	if cur != nil {
+		if ok, err := r.visible(ctx, sc, cur); err != nil {
+			return Result{}, err
+		} else if !ok {
+			cur = nil // hidden: behaves as absent
+		}
 	}
-	live := cur != nil && !cur.Deleted
+	if cur == nil {
+		return Result{}, notFound(typ, id)
+	}
+	live := !cur.Deleted
 	if ifMatch != nil && (!live || cur.VersionID != *ifMatch) {
 		return Result{}, outcome.New(outcome.PreconditionFailed, "conflict",
 			"If-Match does not match the current version of %s/%s", typ, id)
@@ -503,9 +616,11 @@ func (r *Repo) PlanDelete(ctx context.Context, req *access.Requester, typ, id st
 	if !ts.After(cur.LastUpdated) {
 		ts = cur.LastUpdated.Add(time.Microsecond)
 	}
+	// The marker keeps the fields secrecy decides on, so that it is seen
+	// by whoever saw the resource.
 	v := &store.Version{
 		Type: typ, ID: id, VersionID: cur.VersionID + 1, LastUpdated: ts, Deleted: true, Method: "DELETE",
-		Patient: cur.Patient, Security: cur.Security, Org: cur.Org,
+		Patient: cur.Patient, Security: cur.Security, Org: cur.Org, Keys: cur.Keys,
 	}
 	if req != nil {
 		v.Author = req.Subject
@@ -513,6 +628,14 @@ func (r *Repo) PlanDelete(ctx context.Context, req *access.Requester, typ, id st
 			v.Org = req.Org
 		}
 	}
+	setOrgKey(v)
+	if err := r.canWrite(ctx, sc, access.Delete, v, cur); err != nil {
+		return Result{}, err
+	}
+	if _, err := r.afterBuild(ctx, req, v, cur); err != nil {
+		return Result{}, err
+	}
+	pendingOf(ctx).add(v)
 	return Result{Version: v}, nil
 }
 
@@ -521,6 +644,7 @@ func (r *Repo) Commit(ctx context.Context, vs []*store.Version) error {
 	if err := r.st.Commit(ctx, vs); err != nil {
 		return storeErr(err, "", "")
 	}
+	r.changed(vs)
 	return nil
 }
 
@@ -589,6 +713,10 @@ func (r *Repo) Patch(ctx context.Context, req *access.Requester, typ, id string,
 // patch applied to the current version, validated again.
 func (r *Repo) PatchContent(typ, id string, patch []byte) func(cur *store.Version) (*resource.Parsed, error) {
 	return func(cur *store.Version) (*resource.Parsed, error) {
+		if cur.Blob != nil {
+			return nil, outcome.New(outcome.Invalid, "not-supported",
+				"the content of this Binary was uploaded raw: replace it with PUT, it cannot be patched")
+		}
 		out, err := jsonpatch.Apply(cur.JSON, patch)
 		if err != nil {
 			return nil, outcome.Wrap(err, outcome.Invalid, "processing", "the JSON Patch cannot be applied: %v", err)
@@ -623,7 +751,7 @@ func (r *Repo) Delete(ctx context.Context, req *access.Requester, typ, id string
 		if err != nil || res.NoOp {
 			return res, err
 		}
-		err = r.st.Put(ctx, res.Version)
+		err = r.store(ctx, res)
 		if errors.Is(err, store.ErrConflict) {
 			if ifMatch != nil {
 				return Result{}, outcome.New(outcome.PreconditionFailed, "conflict", "%s/%s was changed by another request", typ, id)
@@ -675,27 +803,52 @@ func (r *Repo) History(ctx context.Context, req *access.Requester, q store.Histo
 	if err := r.policy.Allow(req, access.History, q.Type); err != nil {
 		return nil, err
 	}
+	if q.ID != "" && !resource.ValidID(q.ID) {
+		return nil, notFound(q.Type, "(invalid id)")
+	}
+	sc, err := r.scope(ctx, req)
+	if err != nil {
+		return nil, err
+	}
 	if q.ID != "" {
-		if !resource.ValidID(q.ID) {
-			return nil, notFound(q.Type, "(invalid id)")
-		}
 		cur, err := r.st.Read(ctx, q.Type, q.ID)
-		if cur == nil || !r.policy.Visible(req, cur) {
+		if cur == nil {
 			if err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrGone) {
 				return nil, notFound(q.Type, q.ID)
 			}
 			return nil, storeErr(err, q.Type, q.ID)
 		}
-	}
-	vs, err := r.st.History(ctx, q)
-	if err != nil {
-		return nil, storeErr(err, q.Type, q.ID)
-	}
-	out := vs[:0]
-	for _, v := range vs {
-		if r.policy.Visible(req, v) {
-			out = append(out, v)
+		if ok, err := r.visible(ctx, sc, cur); err != nil {
+			return nil, err
+		} else if !ok {
+			return nil, notFound(q.Type, q.ID)
 		}
+	}
+	// Each version is judged on its own labels, owner and keys; hidden
+	// ones are skipped and the next versions fetched until the page is
+	// full.
+	var out []*store.Version
+	for {
+		vs, err := r.st.History(ctx, q)
+		if err != nil {
+			return nil, storeErr(err, q.Type, q.ID)
+		}
+		var last *store.Version
+		if len(vs) > 0 {
+			last = vs[len(vs)-1]
+		}
+		vis, err := r.visibleOnly(ctx, sc, vs)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, vis...)
+		if q.Limit <= 0 || len(out) >= q.Limit || len(vs) < q.Limit || last == nil {
+			break
+		}
+		q.Before = &store.Cursor{LastUpdated: last.LastUpdated, Type: last.Type, ID: last.ID, VersionID: last.VersionID}
+	}
+	if q.Limit > 0 && len(out) > q.Limit {
+		out = out[:q.Limit]
 	}
 	return out, nil
 }
@@ -704,6 +857,13 @@ func (r *Repo) History(ctx context.Context, req *access.Requester, q store.Histo
 func (r *Repo) CountHistory(ctx context.Context, req *access.Requester, q store.HistoryQuery) (int64, error) {
 	if err := r.policy.Allow(req, access.History, q.Type); err != nil {
 		return 0, err
+	}
+	sc, err := r.scope(ctx, req)
+	if err != nil {
+		return 0, err
+	}
+	if !sc.Everything() {
+		return -1, nil // the store counts versions, not what this requester sees
 	}
 	n, err := r.st.CountHistory(ctx, q)
 	if err != nil {
@@ -726,20 +886,18 @@ func (r *Repo) Search(ctx context.Context, req *access.Requester, typ string, cr
 }
 
 func (r *Repo) find(ctx context.Context, req *access.Requester, crit Criteria, limit int) ([]*store.Version, error) {
-	vs, err := r.st.Find(ctx, crit.query())
+	sc, err := r.scope(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	q := crit.query()
+	q.Filter = store.And(q.Filter, sc.Filter(q.Type))
+	q.Limit = limit
+	vs, err := r.st.Find(ctx, q)
 	if err != nil {
 		return nil, storeErr(err, crit.Type, "")
 	}
-	out := vs[:0]
-	for _, v := range vs {
-		if r.policy.Visible(req, v) {
-			out = append(out, v)
-			if limit > 0 && len(out) == limit {
-				break
-			}
-		}
-	}
-	return out, nil
+	return r.views(sc, vs), nil
 }
 
 // Criteria are parsed search criteria.
@@ -793,20 +951,20 @@ func (r *Repo) Criteria(ctx context.Context, req *access.Requester, typ, query s
 }
 
 // finder runs sub-queries of a search (chains, _has, includes) with the
-// requester's visibility.
+// requester's visibility in the query: a hidden resource never decides
+// what matches.
 func (r *Repo) finder(req *access.Requester) search.Finder {
 	return func(ctx context.Context, q store.Query) ([]*store.Version, error) {
+		sc, err := r.scope(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		q.Filter = store.And(q.Filter, sc.Filter(q.Type))
 		vs, err := r.st.Find(ctx, q)
 		if err != nil {
 			return nil, storeErr(err, q.Type, "")
 		}
-		out := vs[:0]
-		for _, v := range vs {
-			if r.policy.Visible(req, v) {
-				out = append(out, v)
-			}
-		}
-		return out, nil
+		return r.views(sc, vs), nil
 	}
 }
 
@@ -821,25 +979,30 @@ func (r *Repo) CompileSearch(ctx context.Context, req *access.Requester, typ str
 	return r.reg.Compile(ctx, typ, params, base, strict, r.finder(req))
 }
 
-// SearchPage runs one page of a compiled search and counts all matches.
+// SearchPage runs one page of a compiled search and counts all matches;
+// the requester's visibility is part of the store query, so hidden
+// resources neither match, count nor sort.
 func (r *Repo) SearchPage(ctx context.Context, req *access.Requester, q store.Query) ([]*store.Version, int64, error) {
+	sc, err := r.scope(ctx, req)
+	if err != nil {
+		return nil, 0, err
+	}
+	q.Filter = store.And(q.Filter, sc.Filter(q.Type))
 	vs, total, err := r.st.Search(ctx, q)
 	if err != nil {
 		return nil, 0, storeErr(err, q.Type, "")
 	}
-	out := vs[:0]
-	for _, v := range vs {
-		if r.policy.Visible(req, v) {
-			out = append(out, v)
-		}
-	}
-	return out, total, nil
+	return r.views(sc, vs), total, nil
 }
 
-// CountSearch counts the matches of a compiled search (_summary=count).
-// The access policy must be fully expressed in q's filter or in Allow
-// (the interim policy decides per role, so Allow suffices).
+// CountSearch counts the matches of a compiled search (_summary=count),
+// with the requester's visibility in the query.
 func (r *Repo) CountSearch(ctx context.Context, req *access.Requester, q store.Query) (int64, error) {
+	sc, err := r.scope(ctx, req)
+	if err != nil {
+		return 0, err
+	}
+	q.Filter = store.And(q.Filter, sc.Filter(q.Type))
 	n, err := r.st.Count(ctx, q)
 	if err != nil {
 		return 0, storeErr(err, q.Type, "")
@@ -847,7 +1010,8 @@ func (r *Repo) CountSearch(ctx context.Context, req *access.Requester, q store.Q
 	return n, nil
 }
 
-// Includes returns what the plan's _include and _revinclude add.
+// Includes returns what the plan's _include and _revinclude add (through
+// the finder: visible resources only).
 func (r *Repo) Includes(ctx context.Context, req *access.Requester, plan *search.Plan, matches []*store.Version) ([]*store.Version, error) {
 	if len(plan.Include) == 0 && len(plan.RevInclude) == 0 {
 		return nil, nil

@@ -54,7 +54,7 @@ func sharedEngine(tb testing.TB) *embedded.Engine {
 			parser, engineErr = resource.NewParser()
 		}
 		if engineErr == nil {
-			registry, engineErr = search.LoadRegistry(profiles.FS, "Bundle-searchParams.json")
+			registry, engineErr = search.LoadRegistry(profiles.FS, profiles.SearchParameterFiles...)
 		}
 	})
 	if engineErr != nil {
@@ -77,6 +77,22 @@ type option func(*rest.Config)
 
 func newEnv(tb testing.TB, opts ...option) *env {
 	tb.Helper()
+	return newEnvWith(tb, setup{opts: opts})
+}
+
+// setup chooses what newEnvWith builds beyond the defaults: the access
+// policy (the interim rule unless set) and profile validation.
+type setup struct {
+	opts     []option
+	policy   func(st store.Store) access.Policy
+	profiles repo.ProfileValidator
+	strict   bool
+}
+
+// newEnvWith is newEnv with a setup.
+func newEnvWith(tb testing.TB, su setup) *env {
+	tb.Helper()
+	opts := su.opts
 	e := sharedEngine(tb)
 	db := fmt.Sprintf("t%d", dbSeq.Add(1))
 	ctx := context.Background()
@@ -99,7 +115,15 @@ func newEnv(tb testing.TB, opts ...option) *env {
 		logOut = os.Stderr
 	}
 	log := slog.New(slog.NewTextHandler(logOut, nil))
-	h := rest.New(cfg, repo.New(st, parser, registry, access.Interim{}), st, v, rest.NewMetrics(reg, reg), log)
+	var pol access.Policy = access.Interim{}
+	if su.policy != nil {
+		pol = su.policy(st)
+	}
+	rp := repo.New(st, parser, registry, pol)
+	if su.profiles != nil {
+		rp.UseProfiles(su.profiles, su.strict)
+	}
+	h := rest.New(cfg, rp, st, v, rest.NewMetrics(reg, reg), log)
 	srv := httptest.NewServer(h)
 	tb.Cleanup(func() {
 		srv.Close()

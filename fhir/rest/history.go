@@ -111,7 +111,9 @@ func (s *Server) history(c echo.Context, typ, id string) error {
 	}
 	base := s.base(c)
 	b := newBundle("history")
-	b.Total = &total
+	if total >= 0 { // -1: not counted (the requester sees part of the versions)
+		b.Total = &total
+	}
 	path := base
 	if typ != "" {
 		path += "/" + typ

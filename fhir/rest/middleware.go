@@ -48,7 +48,9 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // negotiate enforces the formats: JSON only (406 for anything else),
-// request bodies in FHIR JSON (415), JSON Patch for PATCH.
+// request bodies in FHIR JSON (415), JSON Patch for PATCH. The exception
+// is Binary, whose create, update and reads take and give any media type
+// (binary.go).
 func (s *Server) negotiate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
@@ -58,7 +60,7 @@ func (s *Server) negotiate(next echo.HandlerFunc) echo.HandlerFunc {
 			default:
 				return outcome.New(outcome.NotAcceptable, "not-supported", "only JSON is supported (_format=json)")
 			}
-		} else if !acceptsJSON(r.Header.Get("Accept")) {
+		} else if !acceptsJSON(r.Header.Get("Accept")) && !binaryRaw(c) {
 			return outcome.New(outcome.NotAcceptable, "not-supported",
 				"only application/fhir+json and application/json can be produced")
 		}
@@ -79,7 +81,7 @@ func (s *Server) negotiate(next echo.HandlerFunc) echo.HandlerFunc {
 					return outcome.New(outcome.UnsupportedMediaType, "not-supported",
 						"PATCH needs Content-Type application/json-patch+json (JSON Patch)")
 				}
-			} else if mt != "" && mt != "application/fhir+json" && mt != "application/json" {
+			} else if mt != "" && mt != "application/fhir+json" && mt != "application/json" && !binaryRaw(c) {
 				return outcome.New(outcome.UnsupportedMediaType, "not-supported",
 					"the body must be application/fhir+json or application/json")
 			}

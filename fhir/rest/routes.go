@@ -34,19 +34,27 @@ func (s *Server) routes(e *echo.Echo) {
 
 	fhir(http.MethodGet, "/:type", s.search)
 	fhir(http.MethodPost, "/:type/_search", s.searchPost)
-	fhir(http.MethodPost, "/:type", s.create)
+	fhir(http.MethodPost, "/:type", binaryOr(s.create, s.createBinary))
 	fhir(http.MethodPut, "/:type", s.conditionalUpdate)
 	fhir(http.MethodDelete, "/:type", s.conditionalDelete)
 	fhir(http.MethodGet, "/:type/_history", s.historyType)
 
-	fhir(http.MethodGet, "/:type/:id", s.read)
-	fhir(http.MethodHead, "/:type/:id", s.read)
-	fhir(http.MethodPut, "/:type/:id", s.update)
+	fhir(http.MethodGet, "/:type/:id", binaryOr(s.read, s.readBinary))
+	fhir(http.MethodHead, "/:type/:id", binaryOr(s.read, s.readBinary))
+	fhir(http.MethodPut, "/:type/:id", binaryOr(s.update, s.updateBinary))
 	fhir(http.MethodPatch, "/:type/:id", s.patch)
 	fhir(http.MethodDelete, "/:type/:id", s.delete)
 	fhir(http.MethodGet, "/:type/:id/_history", s.historyInstance)
-	fhir(http.MethodGet, "/:type/:id/_history/:vid", s.vread)
+	fhir(http.MethodGet, "/:type/:id/_history/:vid", binaryOr(s.vread, s.vreadBinary))
 	fhir(http.MethodGet, "/:type/:id/:ctype", s.compartmentSearch)
+
+	// Operations.
+	fhir(http.MethodPost, "/:type/$validate", s.validate)
+	fhir(http.MethodPost, "/:type/:id/$validate", s.validate)
+	fhir(http.MethodGet, "/:type/:id/$everything", s.everything)
+	fhir(http.MethodPost, "/:type/:id/$everything", s.everything)
+	fhir(http.MethodPost, "/:type/:id/$close", s.closeRecord)
+	fhir(http.MethodPost, "/:type/:id/$reopen", s.reopenRecord)
 
 	// Unknown paths (404) and known paths with another method (405, with
 	// Allow) come from Echo's router as errors; the error handler turns

@@ -34,11 +34,14 @@ type Config struct {
 	Version string
 	// MaxBundleEntries limits batch and transaction bundles (413 above).
 	MaxBundleEntries int
+	// MaxBinary limits the content of a Binary uploaded raw (413 above);
+	// it is streamed to the store, never held in memory.
+	MaxBinary int64
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{MaxBodyBytes: 16 << 20, DefaultCount: 50, MaxCount: 1000, Version: "dev", MaxBundleEntries: 10000}
+	return Config{MaxBodyBytes: 16 << 20, DefaultCount: 50, MaxCount: 1000, Version: "dev", MaxBundleEntries: 10000, MaxBinary: DefaultMaxBinary}
 }
 
 // Server holds the handlers' dependencies.
@@ -57,6 +60,9 @@ type Server struct {
 func New(cfg Config, r *repo.Repo, st store.Store, v *access.Verifier, m *Metrics, log *slog.Logger) *echo.Echo {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultConfig().MaxBodyBytes
+	}
+	if cfg.MaxBinary <= 0 {
+		cfg.MaxBinary = DefaultConfig().MaxBinary
 	}
 	if cfg.DefaultCount <= 0 {
 		cfg.DefaultCount = DefaultConfig().DefaultCount

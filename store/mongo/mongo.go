@@ -67,6 +67,9 @@ type Options struct {
 	// Count, with Scan, counts rows in SQL; used when the translated
 	// filter is exact (see sqlWhere).
 	Count func(ctx context.Context, coll, where string, args []any) (int64, error)
+	// ChunkSize is the size of blob chunks in bytes (DefaultChunkSize
+	// when 0); a stream holds about one chunk in memory.
+	ChunkSize int
 }
 
 // Store is a store.Store on a MongoDB database.
@@ -223,6 +226,14 @@ type doc struct {
 	SortStr map[string]string     `bson:"os,omitempty" json:"os,omitempty"`
 	SortNum map[string][]float64  `bson:"on,omitempty" json:"on,omitempty"`
 	Tx      string                `bson:"tx,omitempty" json:"tx,omitempty"` // history: the journal commit that wrote it
+	Blob    *blobRefDoc           `bson:"b,omitempty" json:"b,omitempty"`   // the content of a raw Binary (blob.go)
+}
+
+// blobRefDoc is a store.BlobRef as stored with a version.
+type blobRefDoc struct {
+	Key  string `bson:"k" json:"k"`
+	Size int64  `bson:"n" json:"n"`
+	SHA1 string `bson:"s" json:"s"` // hex
 }
 
 type rangeDoc struct {
@@ -280,6 +291,9 @@ func toDoc(v *store.Version, history bool) *doc {
 			d.SortNum[fieldEsc.Replace(k)] = []float64{n[0], n[1]}
 		}
 	}
+	if v.Blob != nil {
+		d.Blob = &blobRefDoc{Key: v.Blob.Key, Size: v.Blob.Size, SHA1: hex.EncodeToString(v.Blob.SHA1)}
+	}
 	if history {
 		d.ID = histID(v.ID, v.VersionID)
 		d.RID = v.ID
@@ -317,6 +331,10 @@ func (d *doc) version() *store.Version {
 	}
 	if !d.Del {
 		v.JSON = []byte(d.JSON)
+	}
+	if d.Blob != nil {
+		sum, _ := hex.DecodeString(d.Blob.SHA1)
+		v.Blob = &store.BlobRef{Key: d.Blob.Key, Size: d.Blob.Size, SHA1: sum}
 	}
 	return v
 }

@@ -41,6 +41,10 @@ func Run(t *testing.T, newStore Factory) {
 		{"Commit", testCommit},
 		{"CommitConflictStoresNothing", testCommitConflict},
 		{"CommitAtomicForReaders", testCommitReaders},
+		{"BlobRoundTrip", testBlobRoundTrip},
+		{"BlobTooLarge", testBlobTooLarge},
+		{"BlobNotFoundAndDelete", testBlobDelete},
+		{"VersionBlobRef", testVersionBlob},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,156 @@
+package repo
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+
+	"github.com/dossier-fhir/dossier/fhir/access"
+	"github.com/dossier-fhir/dossier/fhir/resource"
+	"github.com/dossier-fhir/dossier/store"
+)
+
+// The repo's side of the access policy: every read path asks scope for
+// the requester's view and either ANDs its Filter into the store query
+// (searches, counts, chains, includes, $everything) or checks Visible on
+// a version read by id (read, vread, history, the current version of a
+// write). A Binary is seen through its document (visible below).
+
+// scope resolves the requester's view for one operation.
+func (r *Repo) scope(ctx context.Context, req *access.Requester) (access.Scope, error) {
+	sc, err := r.policy.Scope(ctx, req)
+	if err != nil {
+		return nil, storeErr(err, "", "")
+	}
+	return sc, nil
+}
+
+// visible decides on one version read by id. A Binary, for requesters
+// who see it through its document, is visible when the DocumentReference
+// of its securityContext is.
+func (r *Repo) visible(ctx context.Context, sc access.Scope, v *store.Version) (bool, error) {
+	if v == nil {
+		return false, nil
+	}
+	if v.Type != "Binary" || !sc.ThroughDocument() {
+		return sc.Visible(v), nil
+	}
+	doc, err := r.securityContext(ctx, v)
+	if err != nil || doc == nil {
+		return false, err
+	}
+	return sc.Visible(doc), nil
+}
+
+// securityContext returns the current DocumentReference a Binary version
+// belongs to (nil when it names none, or it is gone).
+func (r *Repo) securityContext(ctx context.Context, v *store.Version) (*store.Version, error) {
+	var b struct {
+		SecurityContext struct {
+			Reference string `json:"reference"`
+		} `json:"securityContext"`
+	}
+	if v.Deleted || json.Unmarshal(v.JSON, &b) != nil {
+		return nil, nil
+	}
+	id, ok := strings.CutPrefix(b.SecurityContext.Reference, "DocumentReference/")
+	if !ok || !resource.ValidID(id) {
+		return nil, nil
+	}
+	return r.lookup(ctx, "DocumentReference", id)
+}
+
+// visibleOnly keeps the visible versions (as shown to the requester).
+func (r *Repo) visibleOnly(ctx context.Context, sc access.Scope, vs []*store.Version) ([]*store.Version, error) {
+	out := vs[:0]
+	for _, v := range vs {
+		ok, err := r.visible(ctx, sc, v)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			if w := sc.View(v); w != nil {
+				out = append(out, w)
+			}
+		}
+	}
+	return out, nil
+}
+
+// view is what the requester is shown of a visible version.
+func (r *Repo) view(sc access.Scope, v *store.Version) *store.Version {
+	if v == nil {
+		return nil
+	}
+	if w := sc.View(v); w != nil {
+		return w
+	}
+	return v
+}
+
+// views applies view to versions found with the scope's filter (so
+// already visible); a Binary found that way is kept only for requesters
+// who see Binaries by their own filter.
+func (r *Repo) views(sc access.Scope, vs []*store.Version) []*store.Version {
+	out := vs[:0]
+	for _, v := range vs {
+		if w := sc.View(v); w != nil {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// canWrite checks the policy's write rules (lifecycle operations are
+// checked by Allow only).
+func (r *Repo) canWrite(ctx context.Context, sc access.Scope, act access.Action, v, cur *store.Version) error {
+	if lifecycle(ctx) {
+		return nil
+	}
+	return sc.CanWrite(act, v, cur)
+}
+
+// setOrgKey records the writing organization as a search key, so the
+// policy can filter on it in the store (access.OrgKey).
+func setOrgKey(v *store.Version) {
+	if v.Org == "" {
+		if v.Keys != nil {
+			if _, ok := v.Keys[access.OrgKey]; ok {
+				v.Keys = cloneKeys(v.Keys)
+				delete(v.Keys, access.OrgKey)
+			}
+		}
+		return
+	}
+	if ks := v.Keys[access.OrgKey]; len(ks) == 1 && ks[0] == v.Org {
+		return
+	}
+	v.Keys = cloneKeys(v.Keys)
+	v.Keys[access.OrgKey] = []string{v.Org}
+}
+
+func cloneKeys(m map[string][]string) map[string][]string {
+	out := make(map[string][]string, len(m)+1)
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// invalidator is implemented by policies that cache facts.
+type invalidator interface{ Invalidate() }
+
+// changed tells the policy that facts it caches may have changed.
+func (r *Repo) changed(vs []*store.Version) {
+	inv, ok := r.policy.(invalidator)
+	if !ok {
+		return
+	}
+	for _, v := range vs {
+		if slices.Contains(access.FactTypes, v.Type) {
+			inv.Invalidate()
+			return
+		}
+	}
+}
