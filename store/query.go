@@ -201,3 +201,96 @@ func (f Filter) String() string {
 	}
 	return fmt.Sprintf("%d(%s,%d values)", f.Op, f.Key, len(f.Values)+len(f.Bounds))
 }
+
+// Within returns f for versions known to belong to one of the patients
+// ids: each OpPatient condition is decided when it holds for all of them
+// or for none (Match gives the same result on such versions), and the
+// tree is simplified. A search restricted to a record thus hands the
+// store only the conditions that still depend on the version.
+func (f Filter) Within(ids []string) Filter {
+	if len(ids) == 0 {
+		return f
+	}
+	switch f.Op {
+	case OpPatient:
+		in := 0
+		for _, id := range ids {
+			for _, v := range f.Values {
+				if v == id && id != "" {
+					in++
+					break
+				}
+			}
+		}
+		switch in {
+		case len(ids):
+			return All()
+		case 0:
+			return Or()
+		}
+		return f
+	case OpAnd:
+		var keep []Filter
+		for _, c := range f.Children {
+			c = c.Within(ids)
+			if c.Op == OpAll {
+				continue
+			}
+			if c.Op == OpOr && len(c.Children) == 0 {
+				return Or()
+			}
+			keep = append(keep, c)
+		}
+		if len(keep) == 0 {
+			return All()
+		}
+		if len(keep) == 1 {
+			return keep[0]
+		}
+		return And(keep...)
+	case OpOr:
+		var keep []Filter
+		for _, c := range f.Children {
+			c = c.Within(ids)
+			if c.Op == OpAll {
+				return All()
+			}
+			if c.Op == OpOr && len(c.Children) == 0 {
+				continue
+			}
+			keep = append(keep, c)
+		}
+		if len(keep) == 1 {
+			return keep[0]
+		}
+		return Or(keep...)
+	case OpNot:
+		if len(f.Children) != 1 {
+			return f
+		}
+		c := f.Children[0].Within(ids)
+		switch {
+		case c.Op == OpAll:
+			return Or()
+		case c.Op == OpOr && len(c.Children) == 0:
+			return All()
+		}
+		return Not(c)
+	}
+	return f
+}
+
+// Restrict ANDs an access filter into a query filter, simplified for the
+// patients the query is restricted to (see Within).
+func Restrict(q, access Filter) Filter {
+	if ids, ok := q.PatientsOf(); ok {
+		access = access.Within(ids)
+	}
+	switch {
+	case access.Op == OpAll:
+		return q
+	case access.Op == OpOr && len(access.Children) == 0:
+		return access
+	}
+	return And(q, access)
+}

@@ -52,9 +52,14 @@ const (
 	CategoryPrevention = SysCarePlanCat + "|prevention"
 )
 
-// OrgKey is the search key under which a version records the
-// Organization whose integration engine wrote it (Version.Org).
-const OrgKey = "_org"
+// Search keys the repo adds to every version for the policy: the
+// Organization whose integration engine wrote it (Version.Org), and its
+// secrecy labels (Version.Security: meta.security and a document's
+// securityLabel, "system|code").
+const (
+	OrgKey   = "_org"
+	LabelKey = "_label"
+)
 
 // factsTTL bounds how long facts cached by one server instance may lag a
 // Consent or Patient written through another instance; writes through this
@@ -383,9 +388,7 @@ func notInPatients(ids []string) store.Filter {
 
 // labelled: the resource carries one of the labels, as a document
 // securityLabel or in meta.security.
-func labelled(labels ...string) store.Filter {
-	return store.Or(store.Eq("security-label", labels...), store.Eq("_security", labels...))
-}
+func labelled(labels ...string) store.Filter { return store.Eq(LabelKey, labels...) }
 
 func unlabelled(labels ...string) store.Filter { return store.Not(labelled(labels...)) }
 
@@ -500,14 +503,12 @@ func (s *dmpScope) professionalFilter(typ string, clinical bool) store.Filter {
 		}
 		return and(notBlocked, or(inPatients(p.gp), named))
 	}
-	masked := unlabelled(LabelMasked)
+	masked := unlabelled(LabelMasked, LabelVeryRestricted)
 	if emergency {
-		// In an emergency, masked resources only where the patient allows
-		// them (and only for patients reached through the emergency, not
-		// those already authorised).
-		masked = or(unlabelled(LabelMasked), and(inPatients(g.maskedOK), notInPatients(p.permit)))
+		// In an emergency, masked resources where the patient allows them.
+		masked = and(unlabelled(LabelVeryRestricted), or(unlabelled(LabelMasked), inPatients(g.maskedOK)))
 	}
-	content := and(authorised, masked, unlabelled(LabelVeryRestricted))
+	content := and(authorised, masked)
 	if typ == "DocumentReference" {
 		content = and(content, s.d.matrix.documents(r.Profession, r.Specialty))
 	}

@@ -330,6 +330,19 @@ type refResolver struct {
 	cond    map[string]string // conditional reference → Type/id
 }
 
+// resolveURL rewrites a url element naming an entry of the bundle by its
+// fullUrl (a document's Attachment.url to a Binary of the bundle);
+// any other url is kept.
+func (r *refResolver) resolveURL(u string) (string, error) {
+	if to, ok := r.byURL[u]; ok {
+		return to, nil
+	}
+	if r.inBatch[u] {
+		return "", outcome.New(outcome.Invalid, "invalid", "a batch entry may not reference another entry of the batch")
+	}
+	return u, nil
+}
+
 func (r *refResolver) resolve(ref string) (string, error) {
 	if to, ok := r.byURL[ref]; ok {
 		return to, nil
@@ -389,7 +402,7 @@ func fullURLForms(fullURL string) []string {
 
 // parseResource rewrites references of an entry's resource and parses it.
 func (p *Processor) parseResource(e *entry, rr *refResolver) (*resource.Parsed, error) {
-	raw, err := resource.RewriteReferences(e.in.Resource, rr.resolve)
+	raw, err := resource.RewriteLinks(e.in.Resource, rr.resolve, rr.resolveURL)
 	if err != nil {
 		var oe *outcome.Error
 		if errors.As(err, &oe) {
@@ -600,10 +613,10 @@ func (p *Processor) planAndCommit(ctx context.Context, req *access.Requester, en
 	// updates, so that a document naming a Binary of the bundle finds it.
 	planOrder := slices.Clone(order)
 	slices.SortStableFunc(planOrder, func(a, b *entry) int {
-		if ra, rb := methodOrder[a.method], methodOrder[b.method]; ra != rb {
+		if ra, rb := binaryRank(a), binaryRank(b); ra != rb {
 			return ra - rb
 		}
-		return binaryRank(a) - binaryRank(b)
+		return methodOrder[a.method] - methodOrder[b.method]
 	})
 	var versions []*store.Version
 	for _, e := range planOrder {
@@ -662,8 +675,11 @@ func (p *Processor) planAndCommit(ctx context.Context, req *access.Requester, en
 	return nil
 }
 
+// binaryRank plans Binary writes (deletes aside) before the rest: they
+// are distinct resources, and a document of the bundle naming a Binary
+// of the bundle reads it from the plan.
 func binaryRank(e *entry) int {
-	if e.tgt.typ == "Binary" {
+	if e.tgt.typ == "Binary" && e.method != http.MethodDelete {
 		return 0
 	}
 	return 1
@@ -692,12 +708,12 @@ func (p *Processor) batch(ctx context.Context, req *access.Requester, entries, o
 			continue
 		case http.MethodPost:
 			var raw []byte
-			if raw, err = resource.RewriteReferences(e.in.Resource, rr.resolve); err == nil {
+			if raw, err = resource.RewriteLinks(e.in.Resource, rr.resolve, rr.resolveURL); err == nil {
 				e.res, err = p.repo.Create(ctx, req, e.tgt.typ, raw, e.in.Request.IfNoneExist)
 			}
 		case http.MethodPut:
 			var raw []byte
-			if raw, err = resource.RewriteReferences(e.in.Resource, rr.resolve); err == nil {
+			if raw, err = resource.RewriteLinks(e.in.Resource, rr.resolve, rr.resolveURL); err == nil {
 				if e.tgt.query != "" {
 					e.res, err = p.repo.ConditionalUpdate(ctx, req, e.tgt.typ, e.tgt.query, raw, e.ifMatch)
 				} else {

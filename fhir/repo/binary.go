@@ -245,11 +245,18 @@ func (r *Repo) writeBinary(ctx context.Context, req *access.Requester, id string
 // (cur's JSON equals p's but its content is not the new blob).
 func (r *Repo) rebuild(ctx context.Context, req *access.Requester, id string, p *resource.Parsed, cur *store.Version) (Result, error) {
 	cp := *p
-	if err := r.prepare(ctx, &cp); err != nil {
+	if err := r.prepare(ctx, req, &cp); err != nil {
 		return Result{}, err
 	}
 	v, err := r.build(req, &cp, id, cur.VersionID+1, "PUT", cur)
 	if err != nil {
+		return Result{}, err
+	}
+	sc, err := r.scope(ctx, req)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := r.canWrite(ctx, sc, access.Update, v, cur); err != nil {
 		return Result{}, err
 	}
 	also, err := r.afterBuild(ctx, req, v, cur)

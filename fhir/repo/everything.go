@@ -98,7 +98,7 @@ func (r *Repo) Everything(ctx context.Context, req *access.Requester, q Everythi
 			}
 			f = store.And(f, plan.Filter)
 		}
-		f = store.And(f, sc.Filter(typ))
+		f = store.Restrict(f, sc.Filter(typ))
 		last := ""
 		if i == start {
 			last = after

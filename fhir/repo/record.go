@@ -59,6 +59,9 @@ type ProfileValidator interface {
 	// Validate returns every issue of the resource against the profiles
 	// it claims (and with strict, the default profiles of its type).
 	Validate(typ string, resourceJSON []byte, strict bool) []outcome.Issue
+	// Has reports whether url (with or without |version) names a profile
+	// the validator checks.
+	Has(url string) bool
 }
 
 // UseProfiles makes every write validate against v's profiles; strict
@@ -68,8 +71,8 @@ func (r *Repo) UseProfiles(v ProfileValidator, strict bool) {
 }
 
 // ValidateProfiles returns the profile issues of p (for $validate).
-func (r *Repo) ValidateProfiles(ctx context.Context, p *resource.Parsed) ([]outcome.Issue, error) {
-	obj, err := r.completeContent(ctx, p)
+func (r *Repo) ValidateProfiles(ctx context.Context, req *access.Requester, p *resource.Parsed) ([]outcome.Issue, error) {
+	obj, err := r.completeContent(ctx, req, p)
 	if err != nil {
 		return nil, err
 	}
@@ -177,8 +180,8 @@ func lifecycle(ctx context.Context) bool { return ctx.Value(lifecycleKey{}) != n
 
 // prepare applies the content rules and profile validation to p (which it
 // may complete) before the version is built.
-func (r *Repo) prepare(ctx context.Context, p *resource.Parsed) error {
-	obj, err := r.completeContent(ctx, p)
+func (r *Repo) prepare(ctx context.Context, req *access.Requester, p *resource.Parsed) error {
+	obj, err := r.completeContent(ctx, req, p)
 	if err != nil {
 		return err
 	}
@@ -212,12 +215,29 @@ func (r *Repo) needsProfiles(p *resource.Parsed) bool {
 		}
 	}
 	meta, ok := p.Object.Get("meta")
-	return ok && bytes.Contains(meta, []byte(`"profile"`))
+	if !ok || !bytes.Contains(meta, []byte(`"profile"`)) {
+		return false
+	}
+	// Only profiles the validator knows change anything (an unknown one
+	// is a warning, which writes do not report): Synthea's US Core
+	// claims cost no second decoding.
+	var m struct {
+		Profile []string `json:"profile"`
+	}
+	if json.Unmarshal(meta, &m) != nil {
+		return true
+	}
+	for _, u := range m.Profile {
+		if r.profiles.Has(u) {
+			return true
+		}
+	}
+	return false
 }
 
 // completeContent computes what the server fills in: attachment size and
 // hash of documents.
-func (r *Repo) completeContent(ctx context.Context, p *resource.Parsed) (resource.Object, error) {
+func (r *Repo) completeContent(ctx context.Context, req *access.Requester, p *resource.Parsed) (resource.Object, error) {
 	if p.Type != "DocumentReference" {
 		return p.Object, nil
 	}
@@ -244,7 +264,7 @@ func (r *Repo) completeContent(ctx context.Context, p *resource.Parsed) (resourc
 			return nil, outcome.New(outcome.Invalid, "structure", "attachment is not an object")
 		}
 		at := fmt.Sprintf("DocumentReference.content[%d].attachment", i)
-		size, sum, known, err := r.attachmentDigest(ctx, att, at)
+		size, sum, known, err := r.attachmentDigest(ctx, req, att, at)
 		if err != nil {
 			return nil, err
 		}
@@ -272,7 +292,7 @@ func (r *Repo) completeContent(ctx context.Context, p *resource.Parsed) (resourc
 // attachmentDigest gives the size and SHA-1 of an attachment's bytes:
 // inline data, or a Binary of this server named by url. known is false
 // when the bytes are elsewhere.
-func (r *Repo) attachmentDigest(ctx context.Context, att resource.Object, at string) (int64, []byte, bool, error) {
+func (r *Repo) attachmentDigest(ctx context.Context, req *access.Requester, att resource.Object, at string) (int64, []byte, bool, error) {
 	if data, ok := att.GetString("data"); ok {
 		b, err := base64.StdEncoding.DecodeString(data)
 		if err != nil {
@@ -292,6 +312,19 @@ func (r *Repo) attachmentDigest(ctx context.Context, att resource.Object, at str
 	v, err := r.lookup(ctx, "Binary", id)
 	if err != nil {
 		return 0, nil, false, err
+	}
+	if v != nil && pendingOf(ctx).get("Binary", id) == nil {
+		// A stored Binary the requester may not see is not known either
+		// (one of the same bundle is the requester's own).
+		sc, err := r.scope(ctx, req)
+		if err != nil {
+			return 0, nil, false, err
+		}
+		if ok, err := r.visible(ctx, sc, v); err != nil {
+			return 0, nil, false, err
+		} else if !ok {
+			v = nil
+		}
 	}
 	if v == nil {
 		return 0, nil, false, outcome.New(outcome.Unprocessable, "not-found",
@@ -510,12 +543,36 @@ func (r *Repo) claimOne(ctx context.Context, key, ins, id string) error {
 				}
 			}
 		} else if t, perr := time.Parse(time.RFC3339Nano, at); perr == nil && r.now().Sub(t) < 30*time.Second {
-			return outcome.New(outcome.Conflict, "duplicate",
-				"another request is creating the record of this INS").WithExpression("Patient.identifier")
+			// Not stored yet (being created) or deleted: only the first
+			// holds the INS.
+			deleted, err := r.deletedPatient(ctx, hid)
+			if err != nil {
+				return err
+			}
+			if !deleted {
+				return outcome.New(outcome.Conflict, "duplicate",
+					"another request is creating the record of this INS").WithExpression("Patient.identifier")
+			}
 		}
 		_ = r.st.Release(ctx, key, holder) // stale: take it over
 	}
 	return outcome.New(outcome.Conflict, "conflict", "too many concurrent writes on this INS")
+}
+
+// deletedPatient reports whether Patient id is deleted (in the plan or in
+// the store), as opposed to not stored yet.
+func (r *Repo) deletedPatient(ctx context.Context, id string) (bool, error) {
+	if v := pendingOf(ctx).get("Patient", id); v != nil {
+		return v.Deleted, nil
+	}
+	_, err := r.st.Read(ctx, "Patient", id)
+	switch {
+	case errors.Is(err, store.ErrGone):
+		return true, nil
+	case err == nil, errors.Is(err, store.ErrNotFound):
+		return false, nil
+	}
+	return false, storeErr(err, "Patient", id)
 }
 
 // supersede returns the replaced documents of v, marked superseded.

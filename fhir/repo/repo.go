@@ -104,7 +104,7 @@ func (r *Repo) index(v *store.Version) error {
 		return outcome.Wrap(err, outcome.Internal, "exception", "indexing failed")
 	}
 	v.Keys, v.Ranges, v.SortStr, v.SortNum, v.Patient = ix.Keys, ix.Ranges, ix.SortStr, ix.SortNum, ix.Patient
-	setOrgKey(v)
+	setAccessKeys(v)
 	return nil
 }
 
@@ -232,7 +232,7 @@ func (r *Repo) VRead(ctx context.Context, req *access.Requester, typ, id string,
 	if err != nil {
 		return nil, storeErr(err, typ, id)
 	}
-	if ok, err := r.visible(ctx, sc, v); err != nil {
+	if ok, err := r.visibleVersion(ctx, sc, v, nil); err != nil {
 		return nil, err
 	} else if !ok {
 		return nil, outcome.New(outcome.NotFound, "not-found", "%s/%s has no version %d", typ, id, vid)
@@ -516,7 +516,7 @@ func (r *Repo) PlanWrite(ctx context.Context, req *access.Requester, typ, id str
 	if err != nil {
 		return Result{}, err
 	}
-	if err := r.prepare(ctx, p); err != nil {
+	if err := r.prepare(ctx, req, p); err != nil {
 		return Result{}, err
 	}
 	vid := int64(1)
@@ -560,14 +560,14 @@ func (r *Repo) PlanWrite(ctx context.Context, req *access.Requester, typ, id str
 
 // PlanCreate builds version 1 of a new resource with the given id.
 func (r *Repo) PlanCreate(ctx context.Context, req *access.Requester, p *resource.Parsed, id string) (Result, error) {
-	if err := r.prepare(ctx, p); err != nil {
-		return Result{}, err
-	}
-	v, err := r.build(req, p, id, 1, "POST", nil)
+	sc, err := r.scope(ctx, req)
 	if err != nil {
 		return Result{}, err
 	}
-	sc, err := r.scope(ctx, req)
+	if err := r.prepare(ctx, req, p); err != nil {
+		return Result{}, err
+	}
+	v, err := r.build(req, p, id, 1, "POST", nil)
 	if err != nil {
 		return Result{}, err
 	}
@@ -628,7 +628,7 @@ func (r *Repo) PlanDelete(ctx context.Context, req *access.Requester, typ, id st
 			v.Org = req.Org
 		}
 	}
-	setOrgKey(v)
+	setAccessKeys(v)
 	if err := r.canWrite(ctx, sc, access.Delete, v, cur); err != nil {
 		return Result{}, err
 	}
@@ -828,6 +828,7 @@ func (r *Repo) History(ctx context.Context, req *access.Requester, q store.Histo
 	// ones are skipped and the next versions fetched until the page is
 	// full.
 	var out []*store.Version
+	currents := map[string]*store.Version{}
 	for {
 		vs, err := r.st.History(ctx, q)
 		if err != nil {
@@ -837,7 +838,7 @@ func (r *Repo) History(ctx context.Context, req *access.Requester, q store.Histo
 		if len(vs) > 0 {
 			last = vs[len(vs)-1]
 		}
-		vis, err := r.visibleOnly(ctx, sc, vs)
+		vis, err := r.visibleVersions(ctx, sc, vs, currents)
 		if err != nil {
 			return nil, err
 		}
@@ -891,7 +892,7 @@ func (r *Repo) find(ctx context.Context, req *access.Requester, crit Criteria, l
 		return nil, err
 	}
 	q := crit.query()
-	q.Filter = store.And(q.Filter, sc.Filter(q.Type))
+	q.Filter = store.Restrict(q.Filter, sc.Filter(q.Type))
 	q.Limit = limit
 	vs, err := r.st.Find(ctx, q)
 	if err != nil {
@@ -959,7 +960,7 @@ func (r *Repo) finder(req *access.Requester) search.Finder {
 		if err != nil {
 			return nil, err
 		}
-		q.Filter = store.And(q.Filter, sc.Filter(q.Type))
+		q.Filter = store.Restrict(q.Filter, sc.Filter(q.Type))
 		vs, err := r.st.Find(ctx, q)
 		if err != nil {
 			return nil, storeErr(err, q.Type, "")
@@ -987,7 +988,7 @@ func (r *Repo) SearchPage(ctx context.Context, req *access.Requester, q store.Qu
 	if err != nil {
 		return nil, 0, err
 	}
-	q.Filter = store.And(q.Filter, sc.Filter(q.Type))
+	q.Filter = store.Restrict(q.Filter, sc.Filter(q.Type))
 	vs, total, err := r.st.Search(ctx, q)
 	if err != nil {
 		return nil, 0, storeErr(err, q.Type, "")
@@ -1002,7 +1003,7 @@ func (r *Repo) CountSearch(ctx context.Context, req *access.Requester, q store.Q
 	if err != nil {
 		return 0, err
 	}
-	q.Filter = store.And(q.Filter, sc.Filter(q.Type))
+	q.Filter = store.Restrict(q.Filter, sc.Filter(q.Type))
 	n, err := r.st.Count(ctx, q)
 	if err != nil {
 		return 0, storeErr(err, q.Type, "")

@@ -3,6 +3,7 @@ package repo
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 
@@ -61,11 +62,38 @@ func (r *Repo) securityContext(ctx context.Context, v *store.Version) (*store.Ve
 	return r.lookup(ctx, "DocumentReference", id)
 }
 
-// visibleOnly keeps the visible versions (as shown to the requester).
-func (r *Repo) visibleOnly(ctx context.Context, sc access.Scope, vs []*store.Version) ([]*store.Version, error) {
+// visibleVersion decides on a version of a resource's history: it must
+// be visible itself, and so must the current version (a label the patient
+// or author adds later, such as MASQUE_PS, hides the earlier versions
+// too). currents caches current versions by "Type/id" (may be nil).
+func (r *Repo) visibleVersion(ctx context.Context, sc access.Scope, v *store.Version, currents map[string]*store.Version) (bool, error) {
+	ok, err := r.visible(ctx, sc, v)
+	if err != nil || !ok || sc.Everything() {
+		return ok, err
+	}
+	k := v.Type + "/" + v.ID
+	cur, cached := currents[k]
+	if !cached {
+		cur, err = r.st.Read(ctx, v.Type, v.ID)
+		if err != nil && !errors.Is(err, store.ErrGone) && !errors.Is(err, store.ErrNotFound) {
+			return false, storeErr(err, v.Type, v.ID)
+		}
+		if currents != nil {
+			currents[k] = cur
+		}
+	}
+	if cur == nil || cur.VersionID == v.VersionID {
+		return true, nil
+	}
+	return r.visible(ctx, sc, cur)
+}
+
+// visibleVersions keeps the visible versions of a history listing (as
+// shown to the requester).
+func (r *Repo) visibleVersions(ctx context.Context, sc access.Scope, vs []*store.Version, currents map[string]*store.Version) ([]*store.Version, error) {
 	out := vs[:0]
 	for _, v := range vs {
-		ok, err := r.visible(ctx, sc, v)
+		ok, err := r.visibleVersion(ctx, sc, v, currents)
 		if err != nil {
 			return nil, err
 		}
@@ -111,23 +139,35 @@ func (r *Repo) canWrite(ctx context.Context, sc access.Scope, act access.Action,
 	return sc.CanWrite(act, v, cur)
 }
 
-// setOrgKey records the writing organization as a search key, so the
-// policy can filter on it in the store (access.OrgKey).
-func setOrgKey(v *store.Version) {
-	if v.Org == "" {
-		if v.Keys != nil {
-			if _, ok := v.Keys[access.OrgKey]; ok {
-				v.Keys = cloneKeys(v.Keys)
-				delete(v.Keys, access.OrgKey)
-			}
-		}
-		return
+// setAccessKeys records, as search keys, what the policy filters on
+// besides the index: the writing organization (access.OrgKey) and the
+// secrecy labels (access.LabelKey: meta.security and a document's
+// securityLabel as "system|code"), so one key answers a label condition.
+func setAccessKeys(v *store.Version) {
+	want := map[string][]string{}
+	if v.Org != "" {
+		want[access.OrgKey] = []string{v.Org}
 	}
-	if ks := v.Keys[access.OrgKey]; len(ks) == 1 && ks[0] == v.Org {
+	if len(v.Security) > 0 {
+		want[access.LabelKey] = v.Security
+	}
+	same := true
+	for _, k := range []string{access.OrgKey, access.LabelKey} {
+		if !slices.Equal(v.Keys[k], want[k]) {
+			same = false
+		}
+	}
+	if same {
 		return
 	}
 	v.Keys = cloneKeys(v.Keys)
-	v.Keys[access.OrgKey] = []string{v.Org}
+	for _, k := range []string{access.OrgKey, access.LabelKey} {
+		if len(want[k]) == 0 {
+			delete(v.Keys, k)
+		} else {
+			v.Keys[k] = want[k]
+		}
+	}
 }
 
 func cloneKeys(m map[string][]string) map[string][]string {

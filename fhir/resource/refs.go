@@ -15,6 +15,15 @@ import (
 // It is a single pass over the bytes with a small JSON-aware scanner (no
 // decoding): bundles rewrite every reference of every entry.
 func RewriteReferences(data []byte, fn func(ref string) (string, error)) ([]byte, error) {
+	return RewriteLinks(data, fn, nil)
+}
+
+// RewriteLinks is RewriteReferences that also calls onURL on the string
+// value of every `url` member (Attachment.url, but also extension and
+// other urls: onURL must return values it does not know unchanged), so
+// that a bundle's fullUrls are resolved in uri/url elements too, as the
+// transaction rules ask. A nil onURL leaves urls alone.
+func RewriteLinks(data []byte, fn, onURL func(string) (string, error)) ([]byte, error) {
 	var out []byte // nil until the first change
 	last := 0
 	i := 0
@@ -30,9 +39,16 @@ func RewriteReferences(data []byte, fn func(ref string) (string, error)) ([]byte
 		if err != nil {
 			return nil, err
 		}
-		isRefKey := end-i-1 == len("reference") && bytes.Equal(data[i+1:end], []byte("reference"))
+		key := data[i+1 : end]
+		call := fn
+		if !bytes.Equal(key, []byte("reference")) {
+			call = nil
+			if onURL != nil && bytes.Equal(key, []byte("url")) {
+				call = onURL
+			}
+		}
 		i = end + 1
-		if !isRefKey {
+		if call == nil {
 			continue
 		}
 		// Key position: whitespace, ':', whitespace, then a string value.
@@ -52,7 +68,7 @@ func RewriteReferences(data []byte, fn func(ref string) (string, error)) ([]byte
 		if err := json.Unmarshal(data[j:vend+1], &ref); err != nil {
 			return nil, err
 		}
-		nr, err := fn(ref)
+		nr, err := call(ref)
 		if err != nil {
 			return nil, err
 		}

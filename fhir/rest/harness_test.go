@@ -87,6 +87,9 @@ type setup struct {
 	policy   func(st store.Store) access.Policy
 	profiles repo.ProfileValidator
 	strict   bool
+	// db, when set, is the database to use (two servers over one store:
+	// different policies on the same data); it is dropped at cleanup.
+	db string
 }
 
 // newEnvWith is newEnv with a setup.
@@ -94,7 +97,10 @@ func newEnvWith(tb testing.TB, su setup) *env {
 	tb.Helper()
 	opts := su.opts
 	e := sharedEngine(tb)
-	db := fmt.Sprintf("t%d", dbSeq.Add(1))
+	db := su.db
+	if db == "" {
+		db = fmt.Sprintf("t%d", dbSeq.Add(1))
+	}
 	ctx := context.Background()
 	ms, err := smongo.Open(ctx, e.URI(), db, e.Options(db))
 	if err != nil {

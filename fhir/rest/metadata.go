@@ -6,6 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/dossier-fhir/dossier/fhir/repo"
 	"github.com/dossier-fhir/dossier/fhir/resource"
 )
 
@@ -41,6 +42,13 @@ type capResource struct {
 	ConditionalUpdate bool             `json:"conditionalUpdate"`
 	ConditionalDelete string           `json:"conditionalDelete"`
 	SearchParam       []capSearchParam `json:"searchParam,omitempty"`
+	Operation         []capOperation   `json:"operation,omitempty"`
+}
+
+type capOperation struct {
+	Name          string `json:"name"`
+	Definition    string `json:"definition"`
+	Documentation string `json:"documentation,omitempty"`
 }
 
 type capSearchParam struct {
@@ -87,6 +95,17 @@ func (s *Server) metadata(c echo.Context) error {
 			ConditionalCreate: true, ConditionalRead: "not-supported", ConditionalUpdate: true, ConditionalDelete: "single",
 		}
 		cr.SearchParam = s.searchParams(t)
+		cr.Operation = []capOperation{{Name: "validate", Definition: "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+			Documentation: "Every issue (base R4, the profiles in profiles/, the record's content rules) with its FHIRPath location; modes create, update, delete."}}
+		if t == "Patient" {
+			cr.Operation = append(cr.Operation,
+				capOperation{Name: "everything", Definition: "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+					Documentation: "The whole record, paged (_count, _cursor), with _since and _type."},
+				capOperation{Name: "close", Definition: repo.CanonicalBase + "/OperationDefinition/Patient-close",
+					Documentation: "Closes the record (host admin): writes refused, reads kept, retention 10 years."},
+				capOperation{Name: "reopen", Definition: repo.CanonicalBase + "/OperationDefinition/Patient-reopen",
+					Documentation: "Reopens a closed record (host admin)."})
+		}
 		r.Resource = append(r.Resource, cr)
 	}
 	cs.Rest = []capRest{r}

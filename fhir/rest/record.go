@@ -177,11 +177,14 @@ func (s *Server) validate(c echo.Context) error {
 	if !resource.IsType(typ) {
 		return outcome.New(outcome.NotFound, "not-supported", "unknown resource type %q", typ)
 	}
-	body, err := s.readBody(c)
-	if err != nil {
-		return err
-	}
 	mode, profile := c.QueryParam("mode"), c.QueryParam("profile")
+	var body []byte
+	var err error
+	if mode != "delete" || c.Request().ContentLength != 0 { // mode=delete in the URL needs no body
+		if body, err = s.readBody(c); err != nil {
+			return err
+		}
+	}
 	var head struct {
 		ResourceType string `json:"resourceType"`
 	}
@@ -242,7 +245,7 @@ func (s *Server) validate(c echo.Context) error {
 				Diagnostics: "for mode=update the resource id must match the id in the URL", Expression: []string{typ + ".id"}})
 		}
 	}
-	more, err := s.repo.ValidateProfiles(ctx, p)
+	more, err := s.repo.ValidateProfiles(ctx, req, p)
 	if err != nil {
 		oe, ok := err.(*outcome.Error)
 		if !ok || (oe.Kind != outcome.Invalid && oe.Kind != outcome.Unprocessable) {

@@ -35,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -59,6 +60,9 @@ type txState struct {
 	pending   map[string]bool          // tx ids not yet committed
 	finished  map[string]bool          // tx ids known committed (cache)
 	ownWrites map[string]chan struct{} // keys a Put or Commit of this process is writing
+	// commits counts commit points: a reader made of several reads
+	// retries when it changed in between (no half of a commit).
+	commits atomic.Uint64
 }
 
 func key(typ, id string) string { return typ + "/" + id }
@@ -304,6 +308,7 @@ func (s *Store) commitJournal(ctx context.Context, vs []*store.Version) error {
 	for _, v := range vs {
 		s.tx.overlay[key(v.Type, v.ID)] = &pendingApply{v: v, done: done}
 	}
+	s.tx.commits.Add(1)
 	s.tx.mu.Unlock()
 	// Apply. Failures here leave the txlog committed: the next start
 	// applies it; meanwhile this process serves the overlay.

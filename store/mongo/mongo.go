@@ -694,17 +694,26 @@ func (s *Store) match(ctx context.Context, q store.Query) ([]*store.Version, err
 	}
 	switch ids, byID := idsOf(where); {
 	case byID && len(ids) <= maxIDFetch:
-		for _, id := range ids {
-			v, err := s.Read(ctx, q.Type, id)
-			switch {
-			case err == nil:
-				keep(v)
-			case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrGone):
-			default:
-				return nil, err
+		// One read per id: when a journal commit reaches its commit point
+		// in between, read them all again, so that the result never holds
+		// half of a commit.
+		for attempt := 0; ; attempt++ {
+			out = out[:0]
+			gen := s.tx.commits.Load()
+			for _, id := range ids {
+				v, err := s.Read(ctx, q.Type, id)
+				switch {
+				case err == nil:
+					keep(v)
+				case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrGone):
+				default:
+					return nil, err
+				}
+			}
+			if len(ids) < 2 || s.tx.commits.Load() == gen || attempt == 20 {
+				return out, nil // Read already consulted the overlay
 			}
 		}
-		return out, nil // Read already consulted the overlay
 	case s.opts.Scan != nil:
 		w, args := sqlWhere(where)
 		err := s.opts.Scan(ctx, curName(q.Type), w, args, func(raw []byte) error {

@@ -114,6 +114,19 @@ func sqlNode(f store.Filter, args *[]any) (string, bool) {
 		if !ok {
 			return "1", false
 		}
+		if plainStrings(f.Values) {
+			// The array's JSON text holds "value" exactly when an element
+			// equals value (no character of value is escaped). ->> reuses
+			// SQLite's parse of the document within the row, where every
+			// json_each parses it again: several conditions on one row
+			// cost about one parse.
+			var conds []string
+			for _, v := range f.Values {
+				conds = append(conds, "instr("+sqlDoc+" ->> ?, ?) > 0")
+				*args = append(*args, path, `"`+v+`"`)
+			}
+			return strings.Join(conds, " OR "), true
+		}
 		*args = append(*args, path)
 		for _, v := range f.Values {
 			*args = append(*args, v)
@@ -184,4 +197,19 @@ func sqlNode(f store.Filter, args *[]any) (string, bool) {
 		return sqlDoc + "->>'$.p' IN (" + placeholders(len(f.Values)) + ")", true
 	}
 	return "1", false
+}
+
+// plainStrings reports whether no value holds a character that JSON
+// text may escape (quotes, backslash, controls, the HTML characters Go's
+// encoder escapes, U+2028/2029), so a value's JSON form is "value".
+func plainStrings(vs []string) bool {
+	for _, v := range vs {
+		for _, r := range v {
+			switch {
+			case r < 0x20, r == '"', r == '\\', r == '<', r == '>', r == '&', r == 0x2028, r == 0x2029, r == 0x7f, r == 0xfffd:
+				return false
+			}
+		}
+	}
+	return true
 }

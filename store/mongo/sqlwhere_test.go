@@ -29,7 +29,7 @@ func TestSQLAgreesWithMatch(t *testing.T) {
 	}
 	defer s.Close(ctx)
 	rng := rand.New(rand.NewPCG(1, 2))
-	words := []string{"a", "ab", "abc", "b", "sys|x", "sys|y", "x", "é", "a.b", "q$r"}
+	words := []string{"a", "ab", "abc", "b", "sys|x", "sys|y", "x", "é", "a.b", "q$r", "a<b", "x&y", `q"r`, `back\\slash`, "tab\tx"}
 	keys := []string{"code", "name", "code:text", "a.b"}
 	var all []*store.Version
 	now := time.Now().Truncate(time.Microsecond)
