@@ -1,17 +1,23 @@
 // Package access decides who may do what: the requester model built from
 // a verified bearer token (token.go) and the policy every read and write
-// path of the FHIR layer calls (this file).
+// path of the FHIR layer calls.
 //
-// The policy has one hook per question:
-//   - Allow, before touching the store: may this requester perform this
-//     interaction on this type at all?
-//   - Visible, after a read by id (the engine's fast path): may this
-//     requester see this stored version? A hidden version is reported as
-//     absent (404), never as forbidden, so its existence does not leak.
+// A Policy answers two questions:
+//   - Allow, before touching the store: may this requester attempt this
+//     interaction on this type at all (role, SMART scopes: scopes.go)?
+//   - Scope, per request: the requester's view. Scope.Filter(type) is a
+//     store.Filter that searches AND into the store query (so hidden
+//     resources never match, count, sort or decide a chain), and
+//     Scope.Visible(v) evaluates that same filter in memory after a read by
+//     id. One definition, two forms; TestPolicyFormsAgree checks that the
+//     engine's translation and the in-memory evaluation select the same
+//     resources. Scope.CanWrite adds the write rules, Scope.View the
+//     minimal Patient view of campaign tools.
 //
-// Until the secrecy rules land, the policy is the interim rule of the
-// foundation: integration and admin tokens may do everything, every other
-// role nothing (403).
+// DMP (dmp.go) is the medical secrecy policy of the personal record (the
+// README's "Medical secrecy" section is its specification); the access
+// matrix (matrix.go) is data in profiles/access-matrix.json. Interim is the
+// foundation's role-only rule, kept for tests of the layers below secrecy.
 package access
 
 import (
