@@ -399,6 +399,9 @@ func (s *dmpScope) Filter(typ string) store.Filter {
 		return none()
 	}
 	clinical := s.d.clinical(typ)
+	if typ == "AuditEvent" {
+		return s.tracesFilter()
+	}
 	switch r.Role {
 	case RoleAdmin:
 		// Manages records: identities and the directory, no clinical content.
@@ -513,6 +516,30 @@ func (s *dmpScope) professionalFilter(typ string, clinical bool) store.Filter {
 		content = and(content, s.d.matrix.documents(r.Profession, r.Specialty))
 	}
 	return and(notBlocked, or(inPatients(p.gp), mine, content))
+}
+
+// tracesFilter: who reads the traces (AuditEvents, kept in the record of
+// the patient they concern). The patient reads his record's traces and a
+// legal representative the minor's, except the traces of accesses to
+// data hidden from them (a trace carries the invisibility label of what
+// was accessed: the traces of the minor's secret care are secret too);
+// the médecin traitant reads his patients' traces; a professional reads
+// his own (agent.altId = his RPPS). Nobody else.
+func (s *dmpScope) tracesFilter() store.Filter {
+	r := s.r
+	switch r.Role {
+	case RolePatient:
+		return and(inPatients([]string{r.Patient}), unlabelled(LabelInvisiblePatient))
+	case RoleRepresentative:
+		return and(inPatients([]string{r.Patient}), unlabelled(LabelInvisiblePatient, LabelInvisibleReps))
+	case RoleProfessional:
+		own := none()
+		if r.RPPS != "" {
+			own = store.Eq("altid", r.RPPS)
+		}
+		return or(inPatients(s.p.gp), own)
+	}
+	return none()
 }
 
 // Visible implements Scope: the same definition, in memory.

@@ -74,6 +74,7 @@ func (r *Repo) Everything(ctx context.Context, req *access.Requester, q Everythi
 		return page, err
 	}
 	if pat == nil || !sc.Visible(pat) {
+		touchRefused(ctx, "operation", pat, 404)
 		return page, notFound("Patient", q.Patient)
 	}
 	types := r.recordTypes()
@@ -126,6 +127,7 @@ func (r *Repo) Everything(ctx context.Context, req *access.Requester, q Everythi
 		}
 	}
 	page.Included, err = r.referencedOutside(ctx, sc, page.Matches)
+	touch(ctx, Touch{Interaction: "operation", Operation: "$everything", Type: "Patient", ID: q.Patient, Patient: q.Patient})
 	return page, err
 }
 

@@ -139,6 +139,7 @@ func (r *Repo) store(ctx context.Context, res Result) error {
 	}
 	if err == nil {
 		r.changed(res.Versions())
+		touchWrites(ctx, res.Versions())
 	}
 	return err
 }
@@ -201,8 +202,10 @@ func (r *Repo) Read(ctx context.Context, req *access.Requester, typ, id string) 
 			return nil, verr
 		}
 		if !ok {
+			touchRefused(ctx, "read", v, 404)
 			return nil, notFound(typ, id)
 		}
+		touchVersions(ctx, "read", "", []*store.Version{v}, true)
 	}
 	if err != nil {
 		return v, storeErr(err, typ, id)
@@ -235,8 +238,10 @@ func (r *Repo) VRead(ctx context.Context, req *access.Requester, typ, id string,
 	if ok, err := r.visibleVersion(ctx, sc, v, nil); err != nil {
 		return nil, err
 	} else if !ok {
+		touchRefused(ctx, "vread", v, 404)
 		return nil, outcome.New(outcome.NotFound, "not-found", "%s/%s has no version %d", typ, id, vid)
 	}
+	touchVersions(ctx, "vread", "", []*store.Version{v}, true)
 	if v.Deleted {
 		return v, outcome.New(outcome.Gone, "deleted", "version %d of %s/%s is a deletion", vid, typ, id)
 	}
@@ -498,6 +503,7 @@ func (r *Repo) PlanWrite(ctx context.Context, req *access.Requester, typ, id str
 		if ok, err := r.visible(ctx, sc, cur); err != nil {
 			return Result{}, err
 		} else if !ok {
+			touchRefused(ctx, strings.ToLower(method), cur, 404)
 			return Result{}, notFound(typ, id)
 		}
 	}
@@ -547,10 +553,12 @@ func (r *Repo) PlanWrite(ctx context.Context, req *access.Requester, typ, id str
 		act = access.Create
 	}
 	if err := r.canWrite(ctx, sc, act, v, cur); err != nil {
+		touchRefused(ctx, string(act), v, 403)
 		return Result{}, err
 	}
 	also, err := r.afterBuild(ctx, req, v, cur)
 	if err != nil {
+		touchRefused(ctx, string(act), v, outcome.KindOf(err).HTTPStatus())
 		return Result{}, err
 	}
 	res := Result{Version: v, Created: !live, Also: also}
@@ -572,10 +580,12 @@ func (r *Repo) PlanCreate(ctx context.Context, req *access.Requester, p *resourc
 		return Result{}, err
 	}
 	if err := r.canWrite(ctx, sc, access.Create, v, nil); err != nil {
+		touchRefused(ctx, "create", v, 403)
 		return Result{}, err
 	}
 	also, err := r.afterBuild(ctx, req, v, nil)
 	if err != nil {
+		touchRefused(ctx, "create", v, outcome.KindOf(err).HTTPStatus())
 		return Result{}, err
 	}
 	res := Result{Version: v, Created: true, Also: also}
@@ -598,6 +608,7 @@ func (r *Repo) PlanDelete(ctx context.Context, req *access.Requester, typ, id st
 		if ok, err := r.visible(ctx, sc, cur); err != nil {
 			return Result{}, err
 		} else if !ok {
+			touchRefused(ctx, "delete", cur, 404)
 			cur = nil // hidden: behaves as absent
 		}
 	}
@@ -630,9 +641,11 @@ func (r *Repo) PlanDelete(ctx context.Context, req *access.Requester, typ, id st
 	}
 	setAccessKeys(v)
 	if err := r.canWrite(ctx, sc, access.Delete, v, cur); err != nil {
+		touchRefused(ctx, "delete", cur, 403)
 		return Result{}, err
 	}
 	if _, err := r.afterBuild(ctx, req, v, cur); err != nil {
+		touchRefused(ctx, "delete", cur, outcome.KindOf(err).HTTPStatus())
 		return Result{}, err
 	}
 	pendingOf(ctx).add(v)
@@ -645,6 +658,7 @@ func (r *Repo) Commit(ctx context.Context, vs []*store.Version) error {
 		return storeErr(err, "", "")
 	}
 	r.changed(vs)
+	touchWrites(ctx, vs)
 	return nil
 }
 
@@ -851,6 +865,14 @@ func (r *Repo) History(ctx context.Context, req *access.Requester, q store.Histo
 	if q.Limit > 0 && len(out) > q.Limit {
 		out = out[:q.Limit]
 	}
+	switch {
+	case q.ID != "":
+		touchVersions(ctx, "history-instance", "", out, true)
+	case q.Type != "":
+		touchVersions(ctx, "history-type", "", out, false)
+	default:
+		touchVersions(ctx, "history-system", "", out, false)
+	}
 	return out, nil
 }
 
@@ -883,7 +905,9 @@ func (r *Repo) Search(ctx context.Context, req *access.Requester, typ string, cr
 	if err := r.policy.Allow(req, access.Search, typ); err != nil {
 		return nil, err
 	}
-	return r.find(ctx, req, crit, limit)
+	vs, err := r.find(ctx, req, crit, limit)
+	touchVersions(ctx, "search-type", "", vs, false)
+	return vs, err
 }
 
 func (r *Repo) find(ctx context.Context, req *access.Requester, crit Criteria, limit int) ([]*store.Version, error) {
@@ -993,7 +1017,9 @@ func (r *Repo) SearchPage(ctx context.Context, req *access.Requester, q store.Qu
 	if err != nil {
 		return nil, 0, storeErr(err, q.Type, "")
 	}
-	return r.views(sc, vs), total, nil
+	vs = r.views(sc, vs)
+	touchVersions(ctx, "search-type", "", vs, false)
+	return vs, total, nil
 }
 
 // CountSearch counts the matches of a compiled search (_summary=count),
@@ -1017,7 +1043,9 @@ func (r *Repo) Includes(ctx context.Context, req *access.Requester, plan *search
 	if len(plan.Include) == 0 && len(plan.RevInclude) == 0 {
 		return nil, nil
 	}
-	return r.reg.Includes(ctx, plan, matches, r.finder(req))
+	vs, err := r.reg.Includes(ctx, plan, matches, r.finder(req))
+	touchVersions(ctx, "search-type", "", vs, false)
+	return vs, err
 }
 
 // String is for debugging only (criteria may name patients: never log).

@@ -284,3 +284,40 @@ func validationOutcome(c echo.Context, issues []outcome.Issue) error {
 	}
 	return c.Blob(http.StatusOK, fhirJSON, outcome.JSON(issues))
 }
+
+// dutyReport serves GET /fhir/$duty-report?rpps=…|organization=…&start=…&end=…[&window=days]:
+// the doctors' duty report (L1111-14/15) as a MeasureReport.
+func (s *Server) dutyReport(c echo.Context) error {
+	q := repo.DutyQuery{RPPS: c.QueryParam("rpps"), Organization: strings.TrimPrefix(c.QueryParam("organization"), "Organization/"), Window: 7 * 24 * time.Hour}
+	var err error
+	if q.Start, err = parseDay(c.QueryParam("start")); err != nil {
+		return outcome.New(outcome.Invalid, "value", "start must be a date or an instant").WithExpression("start")
+	}
+	if q.End, err = parseDay(c.QueryParam("end")); err != nil {
+		return outcome.New(outcome.Invalid, "value", "end must be a date or an instant").WithExpression("end")
+	}
+	if w := c.QueryParam("window"); w != "" {
+		days, err := strconv.Atoi(w)
+		if err != nil || days < 0 || days > 366 {
+			return outcome.New(outcome.Invalid, "value", "window is a number of days (0–366)").WithExpression("window")
+		}
+		q.Window = time.Duration(days) * 24 * time.Hour
+	}
+	rep, err := s.repo.Duty(c.Request().Context(), requester(c), q)
+	if err != nil {
+		return err
+	}
+	body, err := rep.MeasureReport(time.Now())
+	if err != nil {
+		return err
+	}
+	return c.Blob(http.StatusOK, fhirJSON, body)
+}
+
+// parseDay parses a date (its start) or an instant.
+func parseDay(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Parse("2006-01-02", s)
+}

@@ -26,7 +26,7 @@ func (s *Server) routes(e *echo.Echo) {
 	// route, not to a Group: an Echo group with middleware answers 404 to
 	// every unknown method, hiding the router's 405.
 	fhir := func(method, path string, h echo.HandlerFunc) {
-		e.Add(method, "/fhir"+path, h, s.negotiate, s.authenticate)
+		e.Add(method, "/fhir"+path, h, s.negotiate, s.authenticate, s.traced)
 	}
 	fhir(http.MethodPost, "", s.transactionOrBatch)
 	fhir(http.MethodGet, "", s.systemSearch)
@@ -55,6 +55,7 @@ func (s *Server) routes(e *echo.Echo) {
 	fhir(http.MethodPost, "/:type/:id/$everything", s.everything)
 	fhir(http.MethodPost, "/:type/:id/$close", s.closeRecord)
 	fhir(http.MethodPost, "/:type/:id/$reopen", s.reopenRecord)
+	fhir(http.MethodGet, "/$duty-report", s.dutyReport)
 
 	// Unknown paths (404) and known paths with another method (405, with
 	// Allow) come from Echo's router as errors; the error handler turns

@@ -34,6 +34,11 @@ type Config struct {
 	Version string
 	// MaxBundleEntries limits batch and transaction bundles (413 above).
 	MaxBundleEntries int
+	// Tracer, when set, stores an AuditEvent for every access to a
+	// record before the response leaves (fail-closed: 503 when it
+	// cannot). A dependency rather than a setting, kept here so that
+	// New's signature stays.
+	Tracer Tracer
 	// MaxBinary limits the content of a Binary uploaded raw (413 above);
 	// it is streamed to the store, never held in memory.
 	MaxBinary int64

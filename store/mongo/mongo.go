@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -606,11 +607,61 @@ func (s *Store) CountHistory(ctx context.Context, q store.HistoryQuery) (int64, 
 
 // Find implements store.Store.
 func (s *Store) Find(ctx context.Context, q store.Query) ([]*store.Version, error) {
+	if vs, ok, err := s.sqlPage(ctx, q); ok || err != nil {
+		return vs, err
+	}
 	vs, err := s.match(ctx, q)
 	if err != nil {
 		return nil, err
 	}
 	return store.SortPage(vs, q), nil
+}
+
+// sqlPage serves a page in id order on the embedded engine when the
+// filter translates exactly to SQL: SQLite orders, applies the keyset
+// bound and the limit, so only the page's rows are read out and decoded
+// (a patient-scoped search no longer decodes the whole record). ok is
+// false when the query does not qualify.
+func (s *Store) sqlPage(ctx context.Context, q store.Query) ([]*store.Version, bool, error) {
+	if s.opts.Scan == nil || len(q.Sort) > 0 || q.Limit <= 0 {
+		return nil, false, nil
+	}
+	where := q.Where()
+	if _, byID := idsOf(where); byID {
+		return nil, false, nil
+	}
+	w, args, exact := sqlWhereExact(where)
+	if !exact {
+		return nil, false, nil
+	}
+	order := "ASC"
+	switch {
+	case q.After != nil:
+		w += " AND " + sqlDoc + "->>'$._id' > ?"
+		args = append(args, q.After.ID)
+	case q.Before != nil:
+		w += " AND " + sqlDoc + "->>'$._id' < ?"
+		args = append(args, q.Before.ID)
+		order = "DESC"
+	}
+	w += " ORDER BY " + sqlDoc + "->>'$._id' " + order + " LIMIT " + strconv.Itoa(q.Limit)
+	var out []*store.Version
+	err := s.opts.Scan(ctx, curName(q.Type), w, args, func(raw []byte) error {
+		var d doc
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return err
+		}
+		if v := d.version(); !v.Deleted && where.Match(v) {
+			out = append(out, v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, true, store.E("find", store.ErrUnavailable, err)
+	}
+	// A journal commit being applied: its versions replace or join the
+	// page, which is then put back in order and trimmed.
+	return store.SortPage(s.withOverlay(q.Type, where, out), q), true, nil
 }
 
 // Reindex implements store.Store.
@@ -642,6 +693,13 @@ func (s *Store) Types(ctx context.Context) ([]string, error) {
 
 // Search implements store.Store.
 func (s *Store) Search(ctx context.Context, q store.Query) ([]*store.Version, int64, error) {
+	if vs, ok, err := s.sqlPage(ctx, q); ok || err != nil {
+		if err != nil {
+			return nil, 0, err
+		}
+		n, err := s.Count(ctx, q)
+		return vs, n, err
+	}
 	vs, err := s.match(ctx, q)
 	if err != nil {
 		return nil, 0, err
