@@ -124,33 +124,11 @@ func (s *Server) updateBinary(c echo.Context) error {
 }
 
 func (s *Server) readBinary(c echo.Context) error {
-	v, err := s.repo.Read(c.Request().Context(), requester(c), "Binary", c.Param("id"))
-	if err != nil {
-		if v != nil && outcome.KindOf(err) == outcome.Gone {
-			setVersionHeaders(c, v)
-		}
-		return err
-	}
-	if notModified(c, v) {
-		setVersionHeaders(c, v)
-		return c.NoContent(http.StatusNotModified)
-	}
-	return s.serveBinary(c, v)
+	return s.readThen(c, "Binary", func(v *store.Version) error { return s.serveBinary(c, v) })
 }
 
 func (s *Server) vreadBinary(c echo.Context) error {
-	vid, err := strconv.ParseInt(c.Param("vid"), 10, 64)
-	if err != nil || vid < 1 {
-		return outcome.New(outcome.NotFound, "not-found", "no such version")
-	}
-	v, err := s.repo.VRead(c.Request().Context(), requester(c), "Binary", c.Param("id"), vid)
-	if err != nil {
-		if v != nil && outcome.KindOf(err) == outcome.Gone {
-			setVersionHeaders(c, v)
-		}
-		return err
-	}
-	return s.serveBinary(c, v)
+	return s.vreadThen(c, "Binary", func(v *store.Version) error { return s.serveBinary(c, v) })
 }
 
 // wantsFHIR reports whether a Binary read asks for the FHIR resource
@@ -160,16 +138,7 @@ func wantsFHIR(c echo.Context) bool {
 	if c.QueryParam("_format") != "" {
 		return true // negotiate let only the JSON formats through
 	}
-	for _, part := range strings.Split(c.Request().Header.Get("Accept"), ",") {
-		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err != nil {
-			continue
-		}
-		if q, ok := params["q"]; ok {
-			if f, err := strconv.ParseFloat(q, 64); err == nil && f == 0 {
-				continue
-			}
-		}
+	for _, mt := range acceptedTypes(c.Request().Header.Get("Accept")) {
 		switch mt {
 		case "application/json", "application/fhir+json", "application/json+fhir":
 			return true

@@ -84,7 +84,12 @@ func notModified(c echo.Context, v *store.Version) bool {
 }
 
 func (s *Server) read(c echo.Context) error {
-	v, err := s.repo.Read(c.Request().Context(), requester(c), c.Param("type"), c.Param("id"))
+	return s.readThen(c, c.Param("type"), func(v *store.Version) error { return writeVersion(c, http.StatusOK, v) })
+}
+
+// readThen reads typ/{id} and answers with serve, or 304/410/404.
+func (s *Server) readThen(c echo.Context, typ string, serve func(*store.Version) error) error {
+	v, err := s.repo.Read(c.Request().Context(), requester(c), typ, c.Param("id"))
 	if err != nil {
 		if v != nil && outcome.KindOf(err) == outcome.Gone {
 			setVersionHeaders(c, v)
@@ -95,22 +100,27 @@ func (s *Server) read(c echo.Context) error {
 		setVersionHeaders(c, v)
 		return c.NoContent(http.StatusNotModified)
 	}
-	return writeVersion(c, http.StatusOK, v)
+	return serve(v)
 }
 
 func (s *Server) vread(c echo.Context) error {
+	return s.vreadThen(c, c.Param("type"), func(v *store.Version) error { return writeVersion(c, http.StatusOK, v) })
+}
+
+// vreadThen reads version {vid} of typ/{id} and answers with serve.
+func (s *Server) vreadThen(c echo.Context, typ string, serve func(*store.Version) error) error {
 	vid, err := strconv.ParseInt(c.Param("vid"), 10, 64)
 	if err != nil || vid < 1 {
 		return outcome.New(outcome.NotFound, "not-found", "no such version")
 	}
-	v, err := s.repo.VRead(c.Request().Context(), requester(c), c.Param("type"), c.Param("id"), vid)
+	v, err := s.repo.VRead(c.Request().Context(), requester(c), typ, c.Param("id"), vid)
 	if err != nil {
 		if v != nil && outcome.KindOf(err) == outcome.Gone {
 			setVersionHeaders(c, v)
 		}
 		return err
 	}
-	return writeVersion(c, http.StatusOK, v)
+	return serve(v)
 }
 
 func (s *Server) create(c echo.Context) error {

@@ -95,16 +95,7 @@ func acceptsJSON(accept string) bool {
 	if strings.TrimSpace(accept) == "" {
 		return true
 	}
-	for _, part := range strings.Split(accept, ",") {
-		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err != nil {
-			continue
-		}
-		if q, ok := params["q"]; ok {
-			if f, err := strconv.ParseFloat(q, 64); err == nil && f == 0 {
-				continue
-			}
-		}
+	for _, mt := range acceptedTypes(accept) {
 		switch mt {
 		case "*/*", "application/*", "application/json", "application/fhir+json", "application/json+fhir":
 			return true
@@ -170,3 +161,22 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 func errorType(err error) string { return fmt.Sprintf("%T", err) }
+
+// acceptedTypes lists the media types of an Accept header that are not
+// refused (q=0), in order.
+func acceptedTypes(accept string) []string {
+	var out []string
+	for _, part := range strings.Split(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		if q, ok := params["q"]; ok {
+			if f, err := strconv.ParseFloat(q, 64); err == nil && f == 0 {
+				continue
+			}
+		}
+		out = append(out, mt)
+	}
+	return out
+}
