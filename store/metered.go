@@ -113,6 +113,14 @@ func (m *Metered) Ping(ctx context.Context) error {
 }
 
 // Commit implements Store.
+func (m *Metered) Append(ctx context.Context, vs []*Version) error {
+	t := time.Now()
+	err := m.Store.Append(ctx, vs)
+	m.done("append", t, err)
+	return err
+}
+
+// Commit implements Store.
 func (m *Metered) Commit(ctx context.Context, vs []*Version) error {
 	t := time.Now()
 	err := m.Store.Commit(ctx, vs)

@@ -186,6 +186,13 @@ type Store interface {
 	// version follows the rule of Put (VersionID = current + 1), and a
 	// resource appears at most once. ErrConflict when any loses a race.
 	Commit(ctx context.Context, vs []*Version) error
+	// Append stores write-once resources in bulk: each version is version
+	// 1 of an id never used before and never written again (AuditEvents).
+	// One insert for all of them: each is stored whole or not at all, the
+	// group is not atomic. They are read, vread (version 1) and searched
+	// like any resource, but have no history entries (an immutable record's
+	// history says nothing). ErrConflict when an id exists.
+	Append(ctx context.Context, vs []*Version) error
 	// Reindex replaces the search fields (Keys, Ranges, SortStr,
 	// SortNum, Patient) of the current version v.Type/v.ID if it is still
 	// version v.VersionID; it makes no new version. ErrConflict when the

@@ -34,6 +34,7 @@ import (
 	"github.com/dossier-fhir/dossier/fhir/resource"
 	"github.com/dossier-fhir/dossier/fhir/rest"
 	"github.com/dossier-fhir/dossier/fhir/search"
+	"github.com/dossier-fhir/dossier/fhir/trail"
 	"github.com/dossier-fhir/dossier/profiles"
 	"github.com/dossier-fhir/dossier/store"
 	"github.com/dossier-fhir/dossier/store/embedded"
@@ -224,6 +225,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg.MaxBodyBytes = *maxBody
 	cfg.MaxBinary = *maxBinary
 	cfg.Version = version
+	tr := trail.New(st, trail.Options{Index: r.Index, Notify: r.NotifyEmergency, Source: "dossier", Registerer: reg})
+	defer tr.Close() // after the HTTP server's shutdown (deferred later, runs first), before the store's
+	cfg.Tracer = tr
 	e := rest.New(cfg, r, st, verifier, rest.NewMetrics(reg, reg), log)
 
 	srv := &http.Server{

@@ -533,9 +533,11 @@ func (s *dmpScope) tracesFilter() store.Filter {
 	case RoleRepresentative:
 		return and(inPatients([]string{r.Patient}), unlabelled(LabelInvisiblePatient, LabelInvisibleReps))
 	case RoleProfessional:
+		// His own traces, the successful ones: a refused attempt names a
+		// resource he may not see.
 		own := none()
 		if r.RPPS != "" {
-			own = store.Eq("altid", r.RPPS)
+			own = and(store.Eq("altid", r.RPPS), store.Eq("outcome", "0"))
 		}
 		return or(inPatients(s.p.gp), own)
 	}

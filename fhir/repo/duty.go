@@ -104,8 +104,8 @@ func (r *Repo) Duty(ctx context.Context, req *access.Requester, q DutyQuery) (*D
 			continue
 		}
 		start, err := parseFHIRTime(enc.Period.Start)
-		if err != nil {
-			continue
+		if err != nil || start.Before(q.Start) || !start.Before(q.End) {
+			continue // the period search also finds encounters still open since before
 		}
 		who := rpps
 		if q.Organization != "" {

@@ -91,6 +91,11 @@ func (r *Repo) Reindex(ctx context.Context, types []string, progress func(typ st
 	return total, nil
 }
 
+// Index fills v's search fields (keys, ranges, sort values, owning
+// patient, the policy's keys) from its JSON; the audit trail indexes its
+// AuditEvents with it.
+func (r *Repo) Index(v *store.Version) error { return r.index(v) }
+
 // index fills v's search fields from its JSON.
 func (r *Repo) index(v *store.Version) error {
 	dec := json.NewDecoder(bytes.NewReader(v.JSON))

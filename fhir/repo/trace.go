@@ -90,8 +90,11 @@ func touchVersions(ctx context.Context, interaction, op string, vs []*store.Vers
 func touchWrites(ctx context.Context, vs []*store.Version) {
 	for _, v := range vs {
 		in := map[string]string{"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[v.Method]
-		if v.Deleted {
+		switch {
+		case v.Deleted:
 			in = "delete"
+		case v.VersionID == 1:
+			in = "create" // an update that creates
 		}
 		if in == "" {
 			in = "update"

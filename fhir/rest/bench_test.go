@@ -177,3 +177,53 @@ func BenchmarkIngest(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*total), "ns/resource")
 	})
 }
+
+// BenchmarkAuditedRead is BenchmarkRead with the audit trail on (and the
+// DMP policy): every GET /fhir/Patient/{id} stores its AuditEvent before
+// the response leaves, grouped with the concurrent requests' (group
+// commit). BENCHMARKS.md reports fhir-read-audited as a ratio of
+// driver-findone.
+func BenchmarkAuditedRead(b *testing.B) {
+	e := tracedEnv(b, nil)
+	ids := loadPatients(b, e, benchDocs)
+	coll := e.Store.Database().Collection("r_Patient")
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}}
+	auth := "Bearer " + e.token
+	b.Run("driver-findone", func(b *testing.B) {
+		var n atomic.Int64
+		b.SetParallelism(16 / max(1, runtimeProcs()))
+		b.RunParallel(func(pb *testing.PB) {
+			ctx := context.Background()
+			for pb.Next() {
+				id := ids[int(n.Add(1)*7919)%len(ids)]
+				var raw bson.Raw
+				if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&raw); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	b.Run("fhir-read-audited", func(b *testing.B) {
+		var n atomic.Int64
+		b.SetParallelism(16 / max(1, runtimeProcs()))
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				id := ids[int(n.Add(1)*7919)%len(ids)]
+				req, _ := http.NewRequest("GET", e.URL+"/Patient/"+id, nil)
+				req.Header.Set("Authorization", auth)
+				res, err := client.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if res.StatusCode != http.StatusOK {
+					b.Errorf("read: %d", res.StatusCode)
+					return
+				}
+			}
+		})
+	})
+}

@@ -90,6 +90,8 @@ type setup struct {
 	// db, when set, is the database to use (two servers over one store:
 	// different policies on the same data); it is dropped at cleanup.
 	db string
+	// tracer, when set, builds the audit trail of the server.
+	tracer func(st store.Store, rp *repo.Repo) rest.Tracer
 }
 
 // newEnvWith is newEnv with a setup.
@@ -128,6 +130,9 @@ func newEnvWith(tb testing.TB, su setup) *env {
 	rp := repo.New(st, parser, registry, pol)
 	if su.profiles != nil {
 		rp.UseProfiles(su.profiles, su.strict)
+	}
+	if su.tracer != nil {
+		cfg.Tracer = su.tracer(st, rp)
 	}
 	h := rest.New(cfg, rp, st, v, rest.NewMetrics(reg, reg), log)
 	srv := httptest.NewServer(h)

@@ -369,6 +369,12 @@ func (s *Store) VRead(ctx context.Context, typ, id string, vid int64) (*store.Ve
 	err := s.db.Collection(histName(typ)).FindOne(ctx, bson.D{{Key: "_id", Value: histID(id, vid)}}).Decode(&d)
 	if err != nil {
 		if errors.Is(err, mongo.ErrNoDocuments) {
+			if vid == 1 {
+				// A write-once resource (Append) has no history document.
+				if cur, err := s.Read(ctx, typ, id); err == nil && cur.VersionID == 1 {
+					return cur, nil
+				}
+			}
 			return nil, store.E("vread", store.ErrNotFound, nil)
 		}
 		return nil, store.E("vread", store.ErrUnavailable, err)
@@ -417,6 +423,36 @@ func (s *Store) Put(ctx context.Context, v *store.Version) error {
 	}
 	if err != nil {
 		return store.E("put", store.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Append implements store.Store: per type, one InsertMany into the
+// current collection (no history documents: see store.Store.Append;
+// VRead of version 1 falls back to the current document).
+func (s *Store) Append(ctx context.Context, vs []*store.Version) error {
+	byType := map[string][]any{}
+	var types []string
+	for _, v := range vs {
+		if v.Type == "" || v.ID == "" || v.VersionID != 1 {
+			return store.E("append", store.ErrInvalid, nil)
+		}
+		if _, ok := byType[v.Type]; !ok {
+			types = append(types, v.Type)
+		}
+		byType[v.Type] = append(byType[v.Type], toDoc(v, false))
+	}
+	for _, typ := range types {
+		cc, err := s.coll(ctx, curName(typ))
+		if err != nil {
+			return err
+		}
+		if _, err := cc.InsertMany(ctx, byType[typ]); err != nil {
+			if mongo.IsDuplicateKeyError(err) {
+				return store.E("append", store.ErrConflict, err)
+			}
+			return store.E("append", store.ErrUnavailable, err)
+		}
 	}
 	return nil
 }

@@ -1,0 +1,412 @@
+// Package trail stores the audit trail: an AuditEvent for every access
+// to a record, written before the response leaves (fail-closed) and in
+// groups (group commit).
+//
+// # Events
+//
+// The repo notes what a request touches (repo.Touch: the interaction, the
+// resource, the patient, the outcome); Trail.Trace turns each touch into
+// an AuditEvent following the ANS traceability profile (tde-auditevent)
+// as far as its public facts go:
+//
+//	type            audit-event-type|rest
+//	subtype         restful-interaction|<read, vread, search-type, …> (an
+//	                operation also carries its name in display: $everything)
+//	action          C (create) R (reads, searches) U (update, patch) D (delete) E (operation)
+//	recorded        when
+//	outcome         0 success, 4 refused (outcomeDesc: the status)
+//	purposeOfEvent  v3-ActReason TREAT (professional, normal), BTG
+//	                (bris_de_glace), ETREAT (centre_15); none for others
+//	agent           the requestor: a professional by his RPPS
+//	                (who.identifier, altId), profession (TRE_G15) and role;
+//	                a patient or representative by the Patient reference; an
+//	                integration engine by its Organization; plus the
+//	                organization as a second agent when the token names one
+//	source          this server (observer, site, type 4 application server)
+//	entity          the resource (what) or, for a search, its type (name);
+//	                the patient (what Patient/<id>, object-role 1)
+//	meta.security   the INVISIBLE_PATIENT / INVISIBLE_REPRESENTANTS_LEGAUX
+//	                label of the data accessed, when it has one
+//
+// No clinical content: no query string, no body, no diagnostics.
+// AuditEvents are stored as resources of the patient's record (their
+// owner is the patient), so AuditEvent?patient=… reads the per-patient
+// layout.
+//
+// # Group commit and fail-closed
+//
+// Trace hands its events to one writer goroutine and waits. The writer
+// takes what has arrived, waits up to MaxDelay for more (or MaxBatch
+// events), stores them all in one store.Append (one insert per batch;
+// each event whole or not at all), and wakes every waiting request with
+// the result.
+// A request whose events could not be stored gets the error: the REST
+// layer then answers 503 and returns none of the data.
+package trail
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dossier-fhir/dossier/fhir/access"
+	"github.com/dossier-fhir/dossier/fhir/repo"
+	"github.com/dossier-fhir/dossier/fhir/resource"
+	"github.com/dossier-fhir/dossier/store"
+)
+
+// Options configure a Trail.
+type Options struct {
+	// Index fills a version's search fields (repo.Repo.Index).
+	Index func(v *store.Version) error
+	// Notify is called once the traces of an emergency access are stored
+	// (repo.Repo.NotifyEmergency); nil: no notifications.
+	Notify func(ctx context.Context, req *access.Requester, patient string) error
+	// Source names this server in AuditEvent.source.
+	Source string
+	// MaxDelay is how long the writer waits for more events after the
+	// first (default 2 ms); MaxBatch caps a batch (default 256 events).
+	MaxDelay time.Duration
+	MaxBatch int
+	// Registerer, when set, receives the trail's metrics.
+	Registerer prometheus.Registerer
+}
+
+// Trail stores AuditEvents.
+type Trail struct {
+	st   store.Store
+	opts Options
+	in   chan *batchItem
+	stop chan struct{}
+	done sync.WaitGroup
+	now  func() time.Time
+
+	batches, events prometheus.Counter
+	failures        prometheus.Counter
+}
+
+type batchItem struct {
+	vs  []*store.Version
+	res chan error
+}
+
+// ErrClosed is returned by Trace after Close.
+var ErrClosed = errors.New("audit trail closed")
+
+// New starts a Trail writing to st.
+func New(st store.Store, opts Options) *Trail {
+	if opts.MaxDelay <= 0 {
+		opts.MaxDelay = 2 * time.Millisecond
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	if opts.Source == "" {
+		opts.Source = "dossier"
+	}
+	t := &Trail{st: st, opts: opts, in: make(chan *batchItem, 1024), stop: make(chan struct{}), now: time.Now,
+		batches:  prometheus.NewCounter(prometheus.CounterOpts{Name: "dossier_audit_batches_total", Help: "Store writes of audit events."}),
+		events:   prometheus.NewCounter(prometheus.CounterOpts{Name: "dossier_audit_events_total", Help: "Audit events stored."}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "dossier_audit_failures_total", Help: "Audit batches that could not be stored."}),
+	}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(t.batches, t.events, t.failures)
+	}
+	t.done.Add(1)
+	go t.writer()
+	return t
+}
+
+// Close stops the writer after storing what it holds.
+func (t *Trail) Close() {
+	select {
+	case <-t.stop:
+	default:
+		close(t.stop)
+	}
+	t.done.Wait()
+}
+
+// Trace stores the AuditEvents of one request's touches and returns when
+// they are stored (nil) or could not be (the error). It implements
+// rest.Tracer.
+func (t *Trail) Trace(ctx context.Context, req *access.Requester, touches []repo.Touch) error {
+	if len(touches) == 0 {
+		return nil
+	}
+	now := t.now().UTC().Truncate(time.Microsecond)
+	vs := make([]*store.Version, 0, len(touches))
+	for _, tc := range touches {
+		v, err := t.version(req, tc, now)
+		if err != nil {
+			return err
+		}
+		vs = append(vs, v)
+	}
+	item := &batchItem{vs: vs, res: make(chan error, 1)}
+	select {
+	case t.in <- item:
+	case <-t.stop:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	var err error
+	select {
+	case err = <-item.res:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err != nil {
+		return err
+	}
+	t.notify(ctx, req, touches)
+	return nil
+}
+
+// notify tells the patient and the médecin traitant of an emergency
+// access (once per session: Notify keeps that promise).
+func (t *Trail) notify(ctx context.Context, req *access.Requester, touches []repo.Touch) {
+	if t.opts.Notify == nil || req == nil || req.Role != access.RoleProfessional ||
+		(req.Mode != access.ModeBrisDeGlace && req.Mode != access.ModeCentre15) {
+		return
+	}
+	seen := map[string]bool{}
+	for _, tc := range touches {
+		if tc.Refused != 0 || tc.Patient == "" || seen[tc.Patient] {
+			continue
+		}
+		seen[tc.Patient] = true
+		_ = t.opts.Notify(ctx, req, tc.Patient) // best effort: the traces are the record of the access
+	}
+}
+
+// writer is the group commit loop.
+func (t *Trail) writer() {
+	defer t.done.Done()
+	for {
+		var first *batchItem
+		select {
+		case first = <-t.in:
+		case <-t.stop:
+			// Drain what is queued, then stop.
+			for {
+				select {
+				case it := <-t.in:
+					t.write([]*batchItem{it})
+				default:
+					return
+				}
+			}
+		}
+		items := []*batchItem{first}
+		n := len(first.vs)
+		timer := time.NewTimer(t.opts.MaxDelay)
+	gather:
+		for n < t.opts.MaxBatch {
+			select {
+			case it := <-t.in:
+				items = append(items, it)
+				n += len(it.vs)
+			case <-timer.C:
+				break gather
+			}
+		}
+		timer.Stop()
+		t.write(items)
+	}
+}
+
+func (t *Trail) write(items []*batchItem) {
+	var vs []*store.Version
+	for _, it := range items {
+		vs = append(vs, it.vs...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	err := t.st.Append(ctx, vs)
+	cancel()
+	t.batches.Inc()
+	if err != nil {
+		t.failures.Inc()
+	} else {
+		t.events.Add(float64(len(vs)))
+	}
+	for _, it := range items {
+		it.res <- err
+	}
+}
+
+// version builds the stored AuditEvent of one touch.
+func (t *Trail) version(req *access.Requester, tc repo.Touch, now time.Time) (*store.Version, error) {
+	id := repo.NewID()
+	body := Event(req, tc, now, t.opts.Source)
+	obj, err := resource.ParseObject(body)
+	if err != nil {
+		return nil, err
+	}
+	data, err := resource.WithMeta(obj, "AuditEvent", id, 1, now)
+	if err != nil {
+		return nil, err
+	}
+	v := &store.Version{Type: "AuditEvent", ID: id, VersionID: 1, LastUpdated: now, Method: "POST", JSON: data}
+	v.Security = resource.SecurityLabels(obj)
+	if t.opts.Index != nil {
+		if err := t.opts.Index(v); err != nil {
+			return nil, err
+		}
+	}
+	if v.Patient == "" {
+		v.Patient = tc.Patient
+	}
+	return v, nil
+}
+
+// Codes of the events.
+const (
+	sysEventType   = "http://terminology.hl7.org/CodeSystem/audit-event-type"
+	sysInteraction = "http://hl7.org/fhir/restful-interaction"
+	sysEntityType  = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+	sysObjectRole  = "http://terminology.hl7.org/CodeSystem/object-role"
+	sysSourceType  = "http://terminology.hl7.org/CodeSystem/security-source-type"
+	sysProfession  = "urn:oid:1.2.250.1.71.1.2.7"
+	sysRole        = repo.CanonicalBase + "/CodeSystem/requester-role"
+)
+
+func coding(system, code string) map[string]string {
+	return map[string]string{"system": system, "code": code}
+}
+
+// Event returns the AuditEvent JSON (without id and meta.versionId) of
+// one touch by req at now.
+func Event(req *access.Requester, tc repo.Touch, now time.Time, source string) []byte {
+	action := map[string]string{"create": "C", "update": "U", "patch": "U", "delete": "D", "operation": "E"}[tc.Interaction]
+	if action == "" {
+		action = "R"
+	}
+	subtype := coding(sysInteraction, tc.Interaction)
+	if tc.Operation != "" {
+		subtype["display"] = tc.Operation
+	}
+	ev := map[string]any{
+		"resourceType": "AuditEvent",
+		"type":         map[string]string{"system": sysEventType, "code": "rest", "display": "RESTful Operation"},
+		"subtype":      []any{subtype},
+		"action":       action,
+		"recorded":     now.Format(time.RFC3339Nano),
+		"outcome":      "0",
+	}
+	if tc.Secret != "" {
+		sys, code := splitToken(tc.Secret)
+		ev["meta"] = map[string]any{"security": []any{coding(sys, code)}}
+	}
+	if tc.Refused != 0 {
+		ev["outcome"] = "4"
+		ev["outcomeDesc"] = "refused: " + httpStatus(tc.Refused)
+	}
+	if req != nil && req.Role == access.RoleProfessional {
+		purpose := map[string]string{access.ModeBrisDeGlace: "BTG", access.ModeCentre15: "ETREAT"}[req.Mode]
+		if purpose == "" {
+			purpose = "TREAT"
+		}
+		ev["purposeOfEvent"] = []any{map[string]any{"coding": []any{coding(access.SysActReason, purpose)}}}
+	}
+	ev["agent"] = agents(req)
+	ev["source"] = map[string]any{
+		"site":     source,
+		"observer": map[string]string{"display": source},
+		"type":     []any{map[string]string{"system": sysSourceType, "code": "4", "display": "Application Server"}},
+	}
+	var entities []any
+	if tc.ID != "" {
+		entities = append(entities, map[string]any{
+			"what": map[string]string{"reference": tc.Type + "/" + tc.ID},
+			"type": map[string]string{"system": sysEntityType, "code": "2", "display": "System Object"},
+		})
+	} else if tc.Type != "" {
+		entities = append(entities, map[string]any{
+			"name": tc.Type,
+			"type": map[string]string{"system": sysEntityType, "code": "2", "display": "System Object"},
+		})
+	}
+	if tc.Patient != "" && !(tc.Type == "Patient" && tc.ID == tc.Patient) {
+		entities = append(entities, map[string]any{
+			"what": map[string]string{"reference": "Patient/" + tc.Patient},
+			"type": map[string]string{"system": sysEntityType, "code": "1", "display": "Person"},
+			"role": map[string]string{"system": sysObjectRole, "code": "1", "display": "Patient"},
+		})
+	} else if tc.Patient != "" {
+		// The resource is the Patient: one entity, with the patient role.
+		e := entities[0].(map[string]any)
+		e["type"] = map[string]string{"system": sysEntityType, "code": "1", "display": "Person"}
+		e["role"] = map[string]string{"system": sysObjectRole, "code": "1", "display": "Patient"}
+	}
+	ev["entity"] = entities
+	b, _ := json.Marshal(ev)
+	return b
+}
+
+func agents(req *access.Requester) []any {
+	if req == nil {
+		return []any{map[string]any{"requestor": true, "who": map[string]string{"display": "anonymous"}}}
+	}
+	a := map[string]any{
+		"requestor": true,
+		"type":      map[string]any{"coding": []any{coding(sysRole, string(req.Role))}},
+	}
+	switch req.Role {
+	case access.RoleProfessional:
+		a["who"] = map[string]any{"identifier": map[string]string{"system": access.SysRPPS, "value": req.RPPS}}
+		a["altId"] = req.RPPS
+		if req.Profession != "" {
+			a["role"] = []any{map[string]any{"coding": []any{coding(sysProfession, req.Profession)}}}
+		}
+	case access.RolePatient, access.RoleRepresentative:
+		a["who"] = map[string]string{"reference": "Patient/" + req.Patient}
+	case access.RoleIntegration:
+		a["who"] = map[string]string{"reference": "Organization/" + req.Org}
+	default:
+		a["who"] = map[string]string{"display": req.Subject}
+	}
+	if req.Subject != "" && req.Role != access.RoleProfessional {
+		a["altId"] = req.Subject
+	}
+	out := []any{a}
+	if req.Org != "" && req.Role != access.RoleIntegration {
+		out = append(out, map[string]any{"requestor": false, "who": map[string]string{"reference": "Organization/" + req.Org}})
+	}
+	return out
+}
+
+func splitToken(s string) (string, string) {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == '|' {
+			return s[:i], s[i+1:]
+		}
+	}
+	return "", s
+}
+
+func httpStatus(code int) string {
+	switch code {
+	case 403:
+		return "403 forbidden"
+	case 404:
+		return "404 not found (hidden)"
+	case 409:
+		return "409 conflict"
+	case 412:
+		return "412 precondition failed"
+	case 422:
+		return "422 business rule"
+	}
+	return "status " + itoa(code)
+}
+
+func itoa(n int) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}

@@ -1,0 +1,105 @@
+package trail_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dossier-fhir/dossier/fhir/access"
+	"github.com/dossier-fhir/dossier/fhir/repo"
+	"github.com/dossier-fhir/dossier/fhir/resource"
+	"github.com/dossier-fhir/dossier/fhir/search"
+	"github.com/dossier-fhir/dossier/fhir/trail"
+	"github.com/dossier-fhir/dossier/profiles"
+	"github.com/dossier-fhir/dossier/store"
+	"github.com/dossier-fhir/dossier/store/embedded"
+	smongo "github.com/dossier-fhir/dossier/store/mongo"
+)
+
+type counting struct {
+	store.Store
+	appends atomic.Int64
+}
+
+func (c *counting) Append(ctx context.Context, vs []*store.Version) error {
+	c.appends.Add(1)
+	return c.Store.Append(ctx, vs)
+}
+
+// TestGroupCommit: concurrent requests share store writes, every event is
+// stored and indexed in its patient's record, and each event is valid R4.
+func TestGroupCommit(t *testing.T) {
+	ctx := context.Background()
+	eng, err := embedded.StartWith(ctx, embedded.Config{Dir: t.TempDir(), Synchronous: "normal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = eng.Close() })
+	ms, err := smongo.Open(ctx, eng.URI(), "trail", eng.Options("trail"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ms.Close(context.Background()) })
+	reg, err := search.LoadRegistry(profiles.FS, profiles.SearchParameterFiles...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parser, err := resource.NewParser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := repo.New(ms, parser, reg, access.Interim{})
+	st := &counting{Store: ms}
+	tr := trail.New(st, trail.Options{Index: rp.Index, MaxDelay: 5 * time.Millisecond})
+	defer tr.Close()
+	req := &access.Requester{Role: access.RoleProfessional, RPPS: "10000000001", Profession: "10", Mode: access.ModeCentre15, Subject: "s"}
+	const n = 64
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tc := repo.Touch{Interaction: "read", Type: "Observation", ID: "o1", Patient: []string{"p1", "p2"}[i%2]}
+			if err := tr.Trace(ctx, req, []repo.Touch{tc}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if a := st.appends.Load(); a >= n/2 {
+		t.Errorf("%d store writes for %d concurrent events: no grouping", a, n)
+	}
+	for _, p := range []string{"p1", "p2"} {
+		vs, err := ms.Find(ctx, store.Query{Type: "AuditEvent", Filter: store.And(store.InPatient(p), store.Eq("altid", "10000000001"), store.Eq("subtype", "read"))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(vs) != n/2 {
+			t.Fatalf("%s: %d events, want %d", p, len(vs), n/2)
+		}
+		for _, v := range vs {
+			if _, err := parser.Parse(v.JSON); err != nil {
+				t.Fatalf("not valid R4: %v\n%s", err, v.JSON)
+			}
+			s := string(v.JSON)
+			if !strings.Contains(s, `"code":"ETREAT"`) || !strings.Contains(s, `"reference":"Patient/`+p+`"`) {
+				t.Errorf("event lacks the purpose or the patient: %s", s)
+			}
+			// Only these members: no clinical content can hide elsewhere.
+			var m map[string]json.RawMessage
+			_ = json.Unmarshal(v.JSON, &m)
+			for k := range m {
+				switch k {
+				case "resourceType", "id", "meta", "type", "subtype", "action", "recorded", "outcome", "outcomeDesc",
+					"purposeOfEvent", "agent", "source", "entity":
+				default:
+					t.Errorf("unexpected member %q", k)
+				}
+			}
+		}
+	}
+}
