@@ -15,7 +15,6 @@ import (
 	"github.com/dossier-fhir/dossier/profiles"
 	"github.com/dossier-fhir/dossier/store"
 	"github.com/dossier-fhir/dossier/store/embedded"
-	smongo "github.com/dossier-fhir/dossier/store/mongo"
 )
 
 // world is a random population of records stored in the embedded engine
@@ -56,16 +55,7 @@ func coding(sc string) map[string]string {
 func newWorld(t *testing.T, rng *rand.Rand) *world {
 	t.Helper()
 	ctx := context.Background()
-	eng, err := embedded.StartWith(ctx, embedded.Config{Dir: t.TempDir(), Synchronous: "normal"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = eng.Close() })
-	st, err := smongo.Open(ctx, eng.URI(), "policy", eng.Options("policy"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	st := embedded.TestStore(t, "policy")
 	reg, err := search.LoadRegistry(profiles.FS, profiles.SearchParameterFiles...)
 	if err != nil {
 		t.Fatal(err)

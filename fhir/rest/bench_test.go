@@ -47,7 +47,12 @@ func loadPatients(b *testing.B, e *env, n int) []string {
 //
 // BENCHMARKS.md reports fhir-read as a ratio of driver-findone.
 func BenchmarkRead(b *testing.B) {
-	e := newEnv(b)
+	readVsFindOne(b, newEnv(b), "fhir-read")
+}
+
+// readVsFindOne runs the two sub-benchmarks of the read figures on e:
+// driver-findone, and name: GET /fhir/Patient/{id} over HTTP.
+func readVsFindOne(b *testing.B, e *env, name string) {
 	ids := loadPatients(b, e, benchDocs)
 	coll := e.Store.Database().Collection("r_Patient")
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}}
@@ -68,7 +73,7 @@ func BenchmarkRead(b *testing.B) {
 			}
 		})
 	})
-	b.Run("fhir-read", func(b *testing.B) {
+	b.Run(name, func(b *testing.B) {
 		var n atomic.Int64
 		b.SetParallelism(16 / max(1, runtimeProcs()))
 		b.RunParallel(func(pb *testing.PB) {
@@ -184,46 +189,5 @@ func BenchmarkIngest(b *testing.B) {
 // commit). BENCHMARKS.md reports fhir-read-audited as a ratio of
 // driver-findone.
 func BenchmarkAuditedRead(b *testing.B) {
-	e := tracedEnv(b, nil)
-	ids := loadPatients(b, e, benchDocs)
-	coll := e.Store.Database().Collection("r_Patient")
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}}
-	auth := "Bearer " + e.token
-	b.Run("driver-findone", func(b *testing.B) {
-		var n atomic.Int64
-		b.SetParallelism(16 / max(1, runtimeProcs()))
-		b.RunParallel(func(pb *testing.PB) {
-			ctx := context.Background()
-			for pb.Next() {
-				id := ids[int(n.Add(1)*7919)%len(ids)]
-				var raw bson.Raw
-				if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&raw); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	})
-	b.Run("fhir-read-audited", func(b *testing.B) {
-		var n atomic.Int64
-		b.SetParallelism(16 / max(1, runtimeProcs()))
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				id := ids[int(n.Add(1)*7919)%len(ids)]
-				req, _ := http.NewRequest("GET", e.URL+"/Patient/"+id, nil)
-				req.Header.Set("Authorization", auth)
-				res, err := client.Do(req)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				_, _ = io.Copy(io.Discard, res.Body)
-				res.Body.Close()
-				if res.StatusCode != http.StatusOK {
-					b.Errorf("read: %d", res.StatusCode)
-					return
-				}
-			}
-		})
-	})
+	readVsFindOne(b, tracedEnv(b, nil), "fhir-read-audited")
 }

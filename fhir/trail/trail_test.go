@@ -17,7 +17,6 @@ import (
 	"github.com/dossier-fhir/dossier/profiles"
 	"github.com/dossier-fhir/dossier/store"
 	"github.com/dossier-fhir/dossier/store/embedded"
-	smongo "github.com/dossier-fhir/dossier/store/mongo"
 )
 
 type counting struct {
@@ -34,16 +33,7 @@ func (c *counting) Append(ctx context.Context, vs []*store.Version) error {
 // stored and indexed in its patient's record, and each event is valid R4.
 func TestGroupCommit(t *testing.T) {
 	ctx := context.Background()
-	eng, err := embedded.StartWith(ctx, embedded.Config{Dir: t.TempDir(), Synchronous: "normal"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = eng.Close() })
-	ms, err := smongo.Open(ctx, eng.URI(), "trail", eng.Options("trail"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ms.Close(context.Background()) })
+	ms := embedded.TestStore(t, "trail")
 	reg, err := search.LoadRegistry(profiles.FS, profiles.SearchParameterFiles...)
 	if err != nil {
 		t.Fatal(err)
