@@ -48,6 +48,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"sync"
 	"time"
 
@@ -83,7 +84,12 @@ type Trail struct {
 	in   chan *batchItem
 	stop chan struct{}
 	done sync.WaitGroup
-	now  func() time.Time
+	// mu guards closed: Trace sends under the read lock, Close sets
+	// closed under the write lock, so no item arrives after the writer's
+	// last drain.
+	mu     sync.RWMutex
+	closed bool
+	now    func() time.Time
 
 	batches, events prometheus.Counter
 	failures        prometheus.Counter
@@ -123,11 +129,15 @@ func New(st store.Store, opts Options) *Trail {
 
 // Close stops the writer after storing what it holds.
 func (t *Trail) Close() {
-	select {
-	case <-t.stop:
-	default:
-		close(t.stop)
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		t.done.Wait()
+		return
 	}
+	t.closed = true
+	t.mu.Unlock()
+	close(t.stop)
 	t.done.Wait()
 }
 
@@ -148,13 +158,18 @@ func (t *Trail) Trace(ctx context.Context, req *access.Requester, touches []repo
 		vs = append(vs, v)
 	}
 	item := &batchItem{vs: vs, res: make(chan error, 1)}
+	t.mu.RLock()
+	if t.closed {
+		t.mu.RUnlock()
+		return ErrClosed
+	}
 	select {
 	case t.in <- item:
-	case <-t.stop:
-		return ErrClosed
 	case <-ctx.Done():
+		t.mu.RUnlock()
 		return ctx.Err()
 	}
+	t.mu.RUnlock()
 	var err error
 	select {
 	case err = <-item.res:
@@ -193,15 +208,22 @@ func (t *Trail) writer() {
 		select {
 		case first = <-t.in:
 		case <-t.stop:
-			// Drain what is queued, then stop.
+			// Nothing can be queued any more (closed): store what is, in
+			// one batch, then stop.
+			var rest []*batchItem
 			for {
 				select {
 				case it := <-t.in:
-					t.write([]*batchItem{it})
+					rest = append(rest, it)
+					continue
 				default:
-					return
 				}
+				break
 			}
+			if len(rest) > 0 {
+				t.write(rest)
+			}
+			return
 		}
 		items := []*batchItem{first}
 		n := len(first.vs)
@@ -403,10 +425,5 @@ func httpStatus(code int) string {
 	case 422:
 		return "422 business rule"
 	}
-	return "status " + itoa(code)
-}
-
-func itoa(n int) string {
-	b, _ := json.Marshal(n)
-	return string(b)
+	return "status " + strconv.Itoa(code)
 }
