@@ -42,6 +42,10 @@
 // the result.
 // A request whose events could not be stored gets the error: the REST
 // layer then answers 503 and returns none of the data.
+// A failed batch may leave some of its events stored (an insert that
+// stops at its first error): the requests still get 503, so the failure
+// leaves at worst a trace of data never returned, never data returned
+// without its trace. Close refuses new traces and stores what is queued.
 package trail
 
 import (
