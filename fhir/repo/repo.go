@@ -166,6 +166,15 @@ func storeErr(err error, typ, id string) error {
 	return outcome.Wrap(err, outcome.Unavailable, "transient", "the store is unavailable")
 }
 
+// writable refuses writes to what only the server writes: the traces
+// (AuditEvents, stored by the audit trail as write-once records).
+func writable(typ string) error {
+	if typ == "AuditEvent" {
+		return outcome.New(outcome.Forbidden, "forbidden", "traces (AuditEvent) are written by the server only")
+	}
+	return nil
+}
+
 func notFound(typ, id string) error {
 	return outcome.New(outcome.NotFound, "not-found", "%s/%s is not known", typ, id)
 }
@@ -496,6 +505,9 @@ func (r *Repo) write(ctx context.Context, req *access.Requester, typ, id string,
 // together; single writes Put them.
 func (r *Repo) PlanWrite(ctx context.Context, req *access.Requester, typ, id string, ifMatch *int64, method string,
 	next func(cur *store.Version) (*resource.Parsed, error)) (Result, error) {
+	if err := writable(typ); err != nil {
+		return Result{}, err
+	}
 	sc, err := r.scope(ctx, req)
 	if err != nil {
 		return Result{}, err
@@ -573,6 +585,9 @@ func (r *Repo) PlanWrite(ctx context.Context, req *access.Requester, typ, id str
 
 // PlanCreate builds version 1 of a new resource with the given id.
 func (r *Repo) PlanCreate(ctx context.Context, req *access.Requester, p *resource.Parsed, id string) (Result, error) {
+	if err := writable(p.Type); err != nil {
+		return Result{}, err
+	}
 	sc, err := r.scope(ctx, req)
 	if err != nil {
 		return Result{}, err
@@ -601,6 +616,9 @@ func (r *Repo) PlanCreate(ctx context.Context, req *access.Requester, p *resourc
 // PlanDelete builds the delete marker of typ/id; NoOp when there is
 // nothing to delete.
 func (r *Repo) PlanDelete(ctx context.Context, req *access.Requester, typ, id string, ifMatch *int64) (Result, error) {
+	if err := writable(typ); err != nil {
+		return Result{}, err
+	}
 	sc, err := r.scope(ctx, req)
 	if err != nil {
 		return Result{}, err

@@ -32,6 +32,12 @@ func TestRoundTripOfficialExamples(t *testing.T) {
 				t.Fatalf("example without resourceType or id")
 			}
 			path := "/" + typ + "/" + id
+			if typ == "AuditEvent" {
+				// Skipped: traces are written by the server only (403);
+				// the audit trail's own events are checked in trace_test.go.
+				fxOutcome(t, e.Do("PUT", path, string(data)), http.StatusForbidden)
+				return
+			}
 			put := e.Do("PUT", path, string(data))
 			fxStatus(t, put, http.StatusCreated)
 			get := e.Do("GET", path, "")

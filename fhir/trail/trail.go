@@ -36,8 +36,9 @@
 // # Group commit and fail-closed
 //
 // Trace hands its events to one writer goroutine and waits. The writer
-// takes what has arrived, waits up to MaxDelay for more (or MaxBatch
-// events), stores them all in one store.Append (one insert per batch;
+// takes what has arrived while it was writing the previous batch (and,
+// with MaxDelay, waits that long for more; at most MaxBatch events),
+// stores them all in one store.Append (one insert per batch;
 // each event whole or not at all), and wakes every waiting request with
 // the result.
 // A request whose events could not be stored gets the error: the REST
@@ -74,7 +75,10 @@ type Options struct {
 	// Source names this server in AuditEvent.source.
 	Source string
 	// MaxDelay is how long the writer waits for more events after the
-	// first (default 2 ms); MaxBatch caps a batch (default 256 events).
+	// first. Zero (the default) waits for none: a batch is what queued
+	// while the previous write ran (natural group commit: no added
+	// latency when idle, large batches under load). MaxBatch caps a batch
+	// (default 256 events).
 	MaxDelay time.Duration
 	MaxBatch int
 	// Registerer, when set, receives the trail's metrics.
@@ -109,9 +113,6 @@ var ErrClosed = errors.New("audit trail closed")
 
 // New starts a Trail writing to st.
 func New(st store.Store, opts Options) *Trail {
-	if opts.MaxDelay <= 0 {
-		opts.MaxDelay = 2 * time.Millisecond
-	}
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 256
 	}
@@ -231,18 +232,36 @@ func (t *Trail) writer() {
 		}
 		items := []*batchItem{first}
 		n := len(first.vs)
-		timer := time.NewTimer(t.opts.MaxDelay)
+		var timeout <-chan time.Time
+		var timer *time.Timer
+		if t.opts.MaxDelay > 0 {
+			timer = time.NewTimer(t.opts.MaxDelay)
+			timeout = timer.C
+		}
 	gather:
 		for n < t.opts.MaxBatch {
+			if timeout == nil {
+				// Natural batching: take what is queued, do not wait.
+				select {
+				case it := <-t.in:
+					items = append(items, it)
+					n += len(it.vs)
+					continue
+				default:
+					break gather
+				}
+			}
 			select {
 			case it := <-t.in:
 				items = append(items, it)
 				n += len(it.vs)
-			case <-timer.C:
+			case <-timeout:
 				break gather
 			}
 		}
-		timer.Stop()
+		if timer != nil {
+			timer.Stop()
+		}
 		t.write(items)
 	}
 }

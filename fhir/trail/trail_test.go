@@ -7,7 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/dossier-fhir/dossier/fhir/access"
 	"github.com/dossier-fhir/dossier/fhir/repo"
@@ -44,7 +43,7 @@ func TestGroupCommit(t *testing.T) {
 	}
 	rp := repo.New(ms, parser, reg, access.Interim{})
 	st := &counting{Store: ms}
-	tr := trail.New(st, trail.Options{Index: rp.Index, MaxDelay: 5 * time.Millisecond})
+	tr := trail.New(st, trail.Options{Index: rp.Index}) // natural batching (no MaxDelay)
 	defer tr.Close()
 	req := &access.Requester{Role: access.RoleProfessional, RPPS: "10000000001", Profession: "10", Mode: access.ModeCentre15, Subject: "s"}
 	const n = 64

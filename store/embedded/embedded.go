@@ -42,6 +42,8 @@ type Engine struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
+	sync string // SQLite synchronous setting of the engine's files
+
 	mu     sync.Mutex
 	dbs    map[string]*sql.DB
 	tables map[string]string // "db.collection" → SQLite table
@@ -103,7 +105,7 @@ func StartWith(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("embedded engine: %w", err)
 	}
 	rctx, cancel := context.WithCancel(context.Background())
-	e := &Engine{dir: abs, cancel: cancel, done: make(chan struct{}), dbs: map[string]*sql.DB{}, tables: map[string]string{}}
+	e := &Engine{dir: abs, sync: sync, cancel: cancel, done: make(chan struct{}), dbs: map[string]*sql.DB{}, tables: map[string]string{}}
 	go func() {
 		defer close(e.done)
 		_ = f.Run(rctx)
@@ -199,6 +201,9 @@ func (e *Engine) Scan(ctx context.Context, db, coll, where string, args []any, f
 	e.mu.Lock()
 	table, ok := e.tables[db+"."+coll]
 	e.mu.Unlock()
+	if !ok && e.hasRaw(ctx, sdb, db, coll) {
+		table, ok = rawTable(coll), true
+	}
 	if !ok {
 		err := sdb.QueryRowContext(ctx, `SELECT table_name FROM "_ferretdb_collections" WHERE name = ?`, coll).Scan(&table)
 		if errors.Is(err, sql.ErrNoRows) || (err != nil && strings.Contains(err.Error(), "no such table")) {
@@ -260,7 +265,7 @@ func (e *Engine) sqlite(db string) (*sql.DB, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("embedded engine: database file: %w", err)
 	}
-	d, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	d, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=synchronous("+e.sync+")")
 	if err != nil {
 		return nil, err
 	}
@@ -328,6 +333,17 @@ func (e *Engine) Options(db string) smongo.Options {
 		},
 		Count: func(ctx context.Context, coll, where string, args []any) (int64, error) {
 			return e.Count(ctx, db, coll, where, args)
+		},
+		AppendRaw: func(ctx context.Context, coll string, docs [][]byte) (bool, error) {
+			ok, err := e.AppendRaw(ctx, db, coll, docs)
+			if errors.Is(err, ErrDuplicate) {
+				err = fmt.Errorf("%w: %w", smongo.ErrDuplicateRaw(), err)
+			}
+			return ok, err
+		},
+		RawCollection: func(ctx context.Context, coll string) bool { return e.IsRaw(ctx, db, coll) },
+		ReplaceRaw: func(ctx context.Context, coll, id string, doc []byte) (bool, error) {
+			return e.ReplaceRaw(ctx, db, coll, id, doc)
 		},
 	}
 }

@@ -71,6 +71,14 @@ type Options struct {
 	// ChunkSize is the size of blob chunks in bytes (DefaultChunkSize
 	// when 0); a stream holds about one chunk in memory.
 	ChunkSize int
+	// AppendRaw, with Scan, keeps write-once collections (Append) outside
+	// the engine's insert path: it inserts the documents' JSON in one
+	// transaction (ok false: not available, use the driver); Scan and
+	// Count then read them, RawCollection tells them apart, ReplaceRaw
+	// re-indexes one.
+	AppendRaw     func(ctx context.Context, coll string, docs [][]byte) (ok bool, err error)
+	RawCollection func(ctx context.Context, coll string) bool
+	ReplaceRaw    func(ctx context.Context, coll, id string, doc []byte) (bool, error)
 }
 
 // Store is a store.Store on a MongoDB database.
@@ -348,6 +356,9 @@ func (s *Store) Read(ctx context.Context, typ, id string) (*store.Version, error
 		}
 		return v, nil
 	}
+	if s.opts.RawCollection != nil && s.opts.RawCollection(ctx, curName(typ)) {
+		return s.readRaw(ctx, typ, id)
+	}
 	var d doc
 	err := s.db.Collection(curName(typ)).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
 	if err != nil {
@@ -427,10 +438,80 @@ func (s *Store) Put(ctx context.Context, v *store.Version) error {
 	return nil
 }
 
-// Append implements store.Store: per type, one InsertMany into the
-// current collection (no history documents: see store.Store.Append;
-// VRead of version 1 falls back to the current document).
+// readRaw reads a document of a write-once collection kept outside the
+// engine (Options.AppendRaw) by its _id.
+func (s *Store) readRaw(ctx context.Context, typ, id string) (*store.Version, error) {
+	var v *store.Version
+	err := s.opts.Scan(ctx, curName(typ), sqlDoc+"->>'$._id' = ?", []any{id}, func(raw []byte) error {
+		var d doc
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return err
+		}
+		v = d.version()
+		return nil
+	})
+	if err != nil {
+		return nil, store.E("read", store.ErrUnavailable, err)
+	}
+	if v == nil {
+		return nil, store.E("read", store.ErrNotFound, nil)
+	}
+	return v, nil
+}
+
+// Append implements store.Store: per type, one insert of the current
+// documents (no history documents: see store.Store.Append; VRead of
+// version 1 falls back to the current document). On the embedded engine
+// the documents go to a plain SQLite table in one transaction
+// (Options.AppendRaw), outside FerretDB's per-document insert path.
 func (s *Store) Append(ctx context.Context, vs []*store.Version) error {
+	if s.opts.AppendRaw != nil && s.opts.Scan != nil {
+		byType := map[string][][]byte{}
+		var types []string
+		for _, v := range vs {
+			if v.Type == "" || v.ID == "" || v.VersionID != 1 {
+				return store.E("append", store.ErrInvalid, nil)
+			}
+			b, err := json.Marshal(toDoc(v, false))
+			if err != nil {
+				return store.E("append", store.ErrInvalid, err)
+			}
+			if _, ok := byType[v.Type]; !ok {
+				types = append(types, v.Type)
+			}
+			byType[v.Type] = append(byType[v.Type], b)
+		}
+		// The engine's database file must exist: it does once any
+		// collection does (the claims collection is always there).
+		if _, err := s.coll(ctx, claimsName); err != nil {
+			return err
+		}
+		done := true
+		for _, typ := range types {
+			ok, err := s.opts.AppendRaw(ctx, curName(typ), byType[typ])
+			if err != nil {
+				if errors.Is(err, errDuplicateRaw) {
+					return store.E("append", store.ErrConflict, err)
+				}
+				return store.E("append", store.ErrUnavailable, err)
+			}
+			done = done && ok
+		}
+		if done {
+			return nil
+		}
+	}
+	return s.appendDriver(ctx, vs)
+}
+
+// errDuplicateRaw is what Options.AppendRaw wraps for a duplicate _id.
+var errDuplicateRaw = errors.New("duplicate _id")
+
+// ErrDuplicateRaw returns the error AppendRaw implementations wrap for a
+// duplicate _id.
+func ErrDuplicateRaw() error { return errDuplicateRaw }
+
+func (s *Store) appendDriver(ctx context.Context, vs []*store.Version) error {
 	byType := map[string][]any{}
 	var types []string
 	for _, v := range vs {
@@ -715,6 +796,16 @@ func (s *Store) Reindex(ctx context.Context, v *store.Version) error {
 		return store.E("reindex", store.ErrConflict, nil)
 	}
 	cur.Keys, cur.Ranges, cur.SortStr, cur.SortNum, cur.Patient = v.Keys, v.Ranges, v.SortStr, v.SortNum, v.Patient
+	if s.opts.ReplaceRaw != nil && s.opts.RawCollection(ctx, curName(v.Type)) {
+		b, err := json.Marshal(toDoc(cur, false))
+		if err == nil {
+			_, err = s.opts.ReplaceRaw(ctx, curName(v.Type), v.ID, b)
+		}
+		if err != nil {
+			return store.E("reindex", store.ErrUnavailable, err)
+		}
+		return nil
+	}
 	if _, err := s.db.Collection(curName(v.Type)).ReplaceOne(ctx, bson.D{{Key: "_id", Value: v.ID}}, toDoc(cur, false)); err != nil {
 		return store.E("reindex", store.ErrUnavailable, err)
 	}

@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"BlobTooLarge", testBlobTooLarge},
 		{"BlobNotFoundAndDelete", testBlobDelete},
 		{"VersionBlobRef", testVersionBlob},
+		{"AppendWriteOnce", testAppend},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -463,5 +464,59 @@ func testCommitReaders(t *testing.T, s store.Store) {
 	wg.Wait()
 	if bad != nil {
 		t.Fatal(bad)
+	}
+}
+
+// testAppend: write-once versions stored in bulk are read, vread (version
+// 1), found and counted like any; an existing id is a conflict.
+func testAppend(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	var vs []*store.Version
+	for i := range 5 {
+		v := ver("AuditEvent", fmt.Sprintf("ae%d", i), 1, now, fmt.Sprintf(`{"resourceType":"AuditEvent","id":"ae%d"}`, i))
+		v.Method = "POST"
+		v.Patient = []string{"p1", "p2"}[i%2]
+		v.Keys = map[string][]string{"subtype": {"read"}, "altid": {fmt.Sprintf("r%d", i%3)}}
+		vs = append(vs, v)
+	}
+	if err := s.Append(ctx, vs); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vs {
+		got, err := s.Read(ctx, v.Type, v.ID)
+		if err != nil || string(got.JSON) != string(v.JSON) || got.Patient != v.Patient {
+			t.Fatalf("read %s: %v %+v", v.ID, err, got)
+		}
+		got, err = s.VRead(ctx, v.Type, v.ID, 1)
+		if err != nil || got.VersionID != 1 {
+			t.Fatalf("vread %s: %v", v.ID, err)
+		}
+	}
+	if _, err := s.Read(ctx, "AuditEvent", "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("read of a missing id: %v", err)
+	}
+	q := store.Query{Type: "AuditEvent", Filter: store.And(store.InPatient("p1"), store.Eq("subtype", "read"))}
+	found, err := s.Find(ctx, q)
+	if err != nil || len(found) != 3 {
+		t.Fatalf("find: %d, %v", len(found), err)
+	}
+	if n, err := s.Count(ctx, q); err != nil || n != 3 {
+		t.Fatalf("count: %d, %v", n, err)
+	}
+	page, total, err := s.Search(ctx, store.Query{Type: "AuditEvent", Filter: store.Eq("altid", "r0"), Limit: 1})
+	if err != nil || total != 2 || len(page) != 1 || page[0].ID != "ae0" {
+		t.Fatalf("search: %v %d %v", page, total, err)
+	}
+	// A second batch appends; an existing id is a conflict.
+	more := ver("AuditEvent", "ae9", 1, now, `{"resourceType":"AuditEvent","id":"ae9"}`)
+	if err := s.Append(ctx, []*store.Version{more}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.Count(ctx, store.Query{Type: "AuditEvent"}); n != 6 {
+		t.Fatalf("%d after a second batch, want 6", n)
+	}
+	if err := s.Append(ctx, []*store.Version{vs[0]}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("append of an existing id: %v", err)
 	}
 }
