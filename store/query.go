@@ -226,44 +226,18 @@ func (f Filter) Within(ids []string) Filter {
 		case len(ids):
 			return All()
 		case 0:
-			return Or()
+			return None()
 		}
 		return f
-	case OpAnd:
-		var keep []Filter
-		for _, c := range f.Children {
-			c = c.Within(ids)
-			if c.Op == OpAll {
-				continue
-			}
-			if c.Op == OpOr && len(c.Children) == 0 {
-				return Or()
-			}
-			keep = append(keep, c)
+	case OpAnd, OpOr:
+		cs := make([]Filter, len(f.Children))
+		for i, c := range f.Children {
+			cs[i] = c.Within(ids)
 		}
-		if len(keep) == 0 {
-			return All()
+		if f.Op == OpAnd {
+			return AndOf(cs...)
 		}
-		if len(keep) == 1 {
-			return keep[0]
-		}
-		return And(keep...)
-	case OpOr:
-		var keep []Filter
-		for _, c := range f.Children {
-			c = c.Within(ids)
-			if c.Op == OpAll {
-				return All()
-			}
-			if c.Op == OpOr && len(c.Children) == 0 {
-				continue
-			}
-			keep = append(keep, c)
-		}
-		if len(keep) == 1 {
-			return keep[0]
-		}
-		return Or(keep...)
+		return OrOf(cs...)
 	case OpNot:
 		if len(f.Children) != 1 {
 			return f
@@ -271,13 +245,59 @@ func (f Filter) Within(ids []string) Filter {
 		c := f.Children[0].Within(ids)
 		switch {
 		case c.Op == OpAll:
-			return Or()
-		case c.Op == OpOr && len(c.Children) == 0:
+			return None()
+		case isNone(c):
 			return All()
 		}
 		return Not(c)
 	}
 	return f
+}
+
+// None matches nothing (an empty OR).
+func None() Filter { return Or() }
+
+func isNone(f Filter) bool { return f.Op == OpOr && len(f.Children) == 0 }
+
+// AndOf is And simplified: All children are dropped, a None child makes
+// it None, one child is itself.
+func AndOf(fs ...Filter) Filter {
+	var keep []Filter
+	for _, f := range fs {
+		switch {
+		case f.Op == OpAll:
+			continue
+		case isNone(f):
+			return None()
+		}
+		keep = append(keep, f)
+	}
+	switch len(keep) {
+	case 0:
+		return All()
+	case 1:
+		return keep[0]
+	}
+	return And(keep...)
+}
+
+// OrOf is Or simplified: an All child makes it All, None children are
+// dropped, one child is itself.
+func OrOf(fs ...Filter) Filter {
+	var keep []Filter
+	for _, f := range fs {
+		switch {
+		case f.Op == OpAll:
+			return All()
+		case isNone(f):
+			continue
+		}
+		keep = append(keep, f)
+	}
+	if len(keep) == 1 {
+		return keep[0]
+	}
+	return Or(keep...)
 }
 
 // Restrict ANDs an access filter into a query filter, simplified for the
@@ -289,7 +309,7 @@ func Restrict(q, access Filter) Filter {
 	switch {
 	case access.Op == OpAll:
 		return q
-	case access.Op == OpOr && len(access.Children) == 0:
+	case isNone(access):
 		return access
 	}
 	return And(q, access)

@@ -155,6 +155,17 @@ func (d *DMP) Scope(ctx context.Context, r *Requester) (Scope, error) {
 	return s, nil
 }
 
+// RPPSIdentifiers are the identifier search values ("system|value") a
+// Practitioner carrying one of these RPPS numbers has: the RPPS itself,
+// or the national PS id "8" + RPPS.
+func RPPSIdentifiers(rpps ...string) []string {
+	var out []string
+	for _, n := range rpps {
+		out = append(out, SysRPPS+"|"+n, SysPSNational+"|8"+n)
+	}
+	return out
+}
+
 // ---- facts ----
 
 type proFacts struct {
@@ -223,8 +234,7 @@ func (d *DMP) professional(ctx context.Context, rpps string) (*proFacts, error) 
 	gen, at := d.gen.Load(), d.nowFn()
 	p = &proFacts{gen: gen, at: at}
 	if rpps != "" {
-		vs, err := d.st.Find(ctx, store.Query{Type: "Practitioner",
-			Filter: store.Eq("identifier", SysRPPS+"|"+rpps, SysPSNational+"|8"+rpps)})
+		vs, err := d.st.Find(ctx, store.Query{Type: "Practitioner", Filter: store.Eq("identifier", RPPSIdentifiers(rpps)...)})
 		if err != nil {
 			return nil, err
 		}
@@ -332,44 +342,11 @@ type dmpScope struct {
 	g *globalFacts
 }
 
-func none() store.Filter { return store.Or() }
+func none() store.Filter { return store.None() }
 
-func and(fs ...store.Filter) store.Filter {
-	var keep []store.Filter
-	for _, f := range fs {
-		if f.Op == store.OpAll {
-			continue
-		}
-		if f.Op == store.OpOr && len(f.Children) == 0 {
-			return none()
-		}
-		keep = append(keep, f)
-	}
-	switch len(keep) {
-	case 0:
-		return store.All()
-	case 1:
-		return keep[0]
-	}
-	return store.And(keep...)
-}
+func and(fs ...store.Filter) store.Filter { return store.AndOf(fs...) }
 
-func or(fs ...store.Filter) store.Filter {
-	var keep []store.Filter
-	for _, f := range fs {
-		if f.Op == store.OpAll {
-			return store.All()
-		}
-		if f.Op == store.OpOr && len(f.Children) == 0 {
-			continue
-		}
-		keep = append(keep, f)
-	}
-	if len(keep) == 1 {
-		return keep[0]
-	}
-	return store.Or(keep...)
-}
+func or(fs ...store.Filter) store.Filter { return store.OrOf(fs...) }
 
 // inPatients is the compartment of ids (nothing when empty).
 func inPatients(ids []string) store.Filter {
@@ -576,6 +553,25 @@ func (s *dmpScope) View(v *store.Version) *store.Version {
 	out := *v
 	out.JSON = data
 	return &out
+}
+
+// MayReport implements Scope: the doctor himself (his RPPS), the
+// organization's integration engine for its organization, and the host's
+// administrator.
+func (s *dmpScope) MayReport(rpps, org string) bool {
+	r := s.r
+	if r == nil {
+		return false
+	}
+	switch r.Role {
+	case RoleAdmin:
+		return true
+	case RoleProfessional:
+		return rpps != "" && r.RPPS == rpps
+	case RoleIntegration:
+		return org != "" && r.Org == org
+	}
+	return false
 }
 
 // CanWrite implements Scope: who may write what in a record, on top of

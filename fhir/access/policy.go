@@ -76,6 +76,11 @@ type Scope interface {
 	// CanWrite checks a write of v (cur is the current version, nil for
 	// a create) beyond visibility; the error is an *outcome.Error (403).
 	CanWrite(act Action, v, cur *store.Version) error
+	// MayReport reports whether the requester may run the doctors' duty
+	// report on the practitioner rpps or the organization org (one of
+	// them is ""). The report reads the encounters and traces it needs
+	// itself: it shows encounter references and counts, no content.
+	MayReport(rpps, org string) bool
 }
 
 // Interim is the foundation's rule: integration and admin do everything,
@@ -114,3 +119,4 @@ func (s interimScope) ThroughDocument() bool                                 { r
 func (s interimScope) Everything() bool                                      { return s.ok }
 func (s interimScope) View(v *store.Version) *store.Version                  { return v }
 func (s interimScope) CanWrite(Action, *store.Version, *store.Version) error { return nil }
+func (s interimScope) MayReport(string, string) bool                         { return s.ok }

@@ -17,7 +17,6 @@ import (
 	"errors"
 	"io"
 	"mime"
-	"strconv"
 	"strings"
 
 	"github.com/dossier-fhir/dossier/fhir/access"
@@ -80,8 +79,8 @@ func normalizeContentType(ct string) (string, error) {
 
 // blobKey names the blob of a version: unique per upload, so a version
 // never shares its blob with another.
-func blobKey(id string, vid int64) string {
-	return "Binary/" + id + "/" + strconv.FormatInt(vid, 10) + "/" + NewID()
+func blobKey(id string) string {
+	return "Binary/" + id + "/" + NewID()
 }
 
 // binaryHash is the content hash of a blob-backed Binary version: its
@@ -139,7 +138,7 @@ func (r *Repo) CreateBinary(ctx context.Context, req *access.Requester, in Binar
 	if err != nil {
 		return Result{}, err
 	}
-	blob, err := r.putBlob(ctx, blobKey(id, 1), BinaryInput{Body: bodyReader{in.Body}, Max: in.Max})
+	blob, err := r.putBlob(ctx, blobKey(id), BinaryInput{Body: bodyReader{in.Body}, Max: in.Max})
 	if err != nil {
 		return Result{}, err
 	}
@@ -176,13 +175,8 @@ func (r *Repo) UpdateBinary(ctx context.Context, req *access.Requester, id strin
 		return Result{}, err
 	}
 	// The access and If-Match checks are the write loop's, after the
-	// upload (the blob is deleted when the write is refused). The current
-	// version only names the blob here.
-	vid := int64(1)
-	if cur, _ := r.st.Read(ctx, "Binary", id); cur != nil {
-		vid = cur.VersionID + 1
-	}
-	blob, err := r.putBlob(ctx, blobKey(id, vid), BinaryInput{Body: bodyReader{in.Body}, Max: in.Max})
+	// upload (the blob is deleted when the write is refused).
+	blob, err := r.putBlob(ctx, blobKey(id), BinaryInput{Body: bodyReader{in.Body}, Max: in.Max})
 	if err != nil {
 		return Result{}, err
 	}
@@ -193,10 +187,10 @@ func (r *Repo) UpdateBinary(ctx context.Context, req *access.Requester, id strin
 	return res, err
 }
 
-// writeBinary is the optimistic write loop of UpdateBinary.
+// writeBinary stores the next version of Binary/id with blob as its
+// content (the write loop of UpdateBinary).
 func (r *Repo) writeBinary(ctx context.Context, req *access.Requester, id string, p *resource.Parsed, blob *store.BlobRef, ifMatch *int64) (Result, error) {
-	for attempt := 0; attempt < maxAttempts; attempt++ {
-		ctx, pend := WithPending(ctx)
+	return r.retry(ctx, "Binary", id, ifMatch, func(ctx context.Context) (Result, error) {
 		var cur *store.Version
 		res, err := r.PlanWrite(ctx, req, "Binary", id, ifMatch, "PUT", func(c *store.Version) (*resource.Parsed, error) {
 			cur = c
@@ -209,36 +203,18 @@ func (r *Repo) writeBinary(ctx context.Context, req *access.Requester, id string
 			res, err = r.rebuild(ctx, req, id, p, res.Version)
 		}
 		if err != nil {
-			pend.Undo()
 			return Result{}, err
 		}
 		v := res.Version
 		v.Blob = blob
 		if v.Hash, err = binaryHash(v); err != nil {
-			pend.Undo()
 			return Result{}, err
 		}
 		if cur != nil && !cur.Deleted && cur.Blob != nil && cur.Hash == v.Hash {
-			pend.Undo()
 			return Result{Version: cur, NoOp: true}, nil
 		}
-		err = r.store(ctx, res)
-		if err != nil {
-			pend.Undo()
-		}
-		if errors.Is(err, store.ErrConflict) {
-			if ifMatch != nil {
-				return Result{}, outcome.New(outcome.PreconditionFailed, "conflict",
-					"Binary/%s was changed by another request", id)
-			}
-			continue
-		}
-		if err != nil {
-			return Result{}, storeErr(err, "Binary", id)
-		}
 		return res, nil
-	}
-	return Result{}, outcome.New(outcome.Conflict, "conflict", "too many concurrent writes on Binary/%s", id)
+	})
 }
 
 // rebuild makes the next version of cur from p without the no-op check

@@ -51,10 +51,11 @@ func (r *Repo) Duty(ctx context.Context, req *access.Requester, q DutyQuery) (*D
 	if req == nil {
 		return nil, outcome.New(outcome.Unauthenticated, "login", "a bearer token is required")
 	}
-	allowed := req.Role == access.RoleAdmin ||
-		(q.RPPS != "" && req.Role == access.RoleProfessional && req.RPPS == q.RPPS) ||
-		(q.Organization != "" && req.Role == access.RoleIntegration && req.Org == q.Organization)
-	if !allowed {
+	sc, err := r.scope(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if !sc.MayReport(q.RPPS, q.Organization) {
 		return nil, outcome.New(outcome.Forbidden, "forbidden",
 			"the duty report is run by the doctor himself, his organization, or the host's administrator")
 	}
@@ -145,11 +146,7 @@ func (r *Repo) Duty(ctx context.Context, req *access.Requester, q DutyQuery) (*D
 // practitionerRefs returns "Practitioner/<id>" of the Practitioners
 // carrying these RPPS.
 func (r *Repo) practitionerRefs(ctx context.Context, rpps []string) ([]string, error) {
-	var ids []string
-	for _, n := range rpps {
-		ids = append(ids, access.SysRPPS+"|"+n, access.SysPSNational+"|8"+n)
-	}
-	vs, err := r.st.Find(ctx, store.Query{Type: "Practitioner", Filter: store.Eq("identifier", ids...)})
+	vs, err := r.st.Find(ctx, store.Query{Type: "Practitioner", Filter: store.Eq("identifier", access.RPPSIdentifiers(rpps...)...)})
 	if err != nil {
 		return nil, storeErr(err, "Practitioner", "")
 	}

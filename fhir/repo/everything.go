@@ -197,10 +197,12 @@ func (r *Repo) referencedOutside(ctx context.Context, sc access.Scope, vs []*sto
 		if v == nil {
 			continue
 		}
-		if ok, err := r.visible(ctx, sc, v); err != nil {
+		w, err := r.shown(ctx, sc, v)
+		if err != nil {
 			return nil, err
-		} else if ok {
-			out = append(out, r.view(sc, v))
+		}
+		if w != nil {
+			out = append(out, w)
 		}
 	}
 	return out, nil

@@ -530,7 +530,7 @@ func (r *Repo) claimOne(ctx context.Context, key, ins, id string) error {
 		if hid == id {
 			return nil
 		}
-		hv, err := r.lookup(ctx, "Patient", hid)
+		hv, deleted, err := r.patientState(ctx, hid)
 		if err != nil {
 			return err
 		}
@@ -542,37 +542,36 @@ func (r *Repo) claimOne(ctx context.Context, key, ins, id string) error {
 						WithExpression("Patient.identifier")
 				}
 			}
-		} else if t, perr := time.Parse(time.RFC3339Nano, at); perr == nil && r.now().Sub(t) < 30*time.Second {
-			// Not stored yet (being created) or deleted: only the first
-			// holds the INS.
-			deleted, err := r.deletedPatient(ctx, hid)
-			if err != nil {
-				return err
-			}
-			if !deleted {
-				return outcome.New(outcome.Conflict, "duplicate",
-					"another request is creating the record of this INS").WithExpression("Patient.identifier")
-			}
+		} else if t, perr := time.Parse(time.RFC3339Nano, at); !deleted && perr == nil && r.now().Sub(t) < 30*time.Second {
+			// Not stored yet (being created): only the first holds the INS.
+			return outcome.New(outcome.Conflict, "duplicate",
+				"another request is creating the record of this INS").WithExpression("Patient.identifier")
 		}
 		_ = r.st.Release(ctx, key, holder) // stale: take it over
 	}
 	return outcome.New(outcome.Conflict, "conflict", "too many concurrent writes on this INS")
 }
 
-// deletedPatient reports whether Patient id is deleted (in the plan or in
-// the store), as opposed to not stored yet.
-func (r *Repo) deletedPatient(ctx context.Context, id string) (bool, error) {
+// patientState reads Patient id (the plan first, then the store) in one
+// read: the live version, or nil with deleted telling a deleted Patient
+// from one not stored (yet).
+func (r *Repo) patientState(ctx context.Context, id string) (*store.Version, bool, error) {
 	if v := pendingOf(ctx).get("Patient", id); v != nil {
-		return v.Deleted, nil
+		if v.Deleted {
+			return nil, true, nil
+		}
+		return v, false, nil
 	}
-	_, err := r.st.Read(ctx, "Patient", id)
+	v, err := r.st.Read(ctx, "Patient", id)
 	switch {
 	case errors.Is(err, store.ErrGone):
-		return true, nil
-	case err == nil, errors.Is(err, store.ErrNotFound):
-		return false, nil
+		return nil, true, nil
+	case errors.Is(err, store.ErrNotFound):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, storeErr(err, "Patient", id)
 	}
-	return false, storeErr(err, "Patient", id)
+	return v, false, nil
 }
 
 // supersede returns the replaced documents of v, marked superseded.
@@ -588,6 +587,10 @@ func (r *Repo) supersede(ctx context.Context, req *access.Requester, v *store.Ve
 	}
 	if err := json.Unmarshal(v.JSON, &doc); err != nil || len(doc.RelatesTo) == 0 {
 		return nil, nil
+	}
+	sc, err := r.scope(ctx, req)
+	if err != nil {
+		return nil, err
 	}
 	var also []*store.Version
 	for i, rel := range doc.RelatesTo {
@@ -605,10 +608,6 @@ func (r *Repo) supersede(ctx context.Context, req *access.Requester, v *store.Ve
 				"DocumentReference/%s is written by this bundle and replaced by another of its entries", id).WithExpression(at)
 		}
 		old, err := r.lookup(ctx, "DocumentReference", id)
-		if err != nil {
-			return nil, err
-		}
-		sc, err := r.scope(ctx, req)
 		if err != nil {
 			return nil, err
 		}

@@ -211,20 +211,21 @@ func (r *Repo) Read(ctx context.Context, req *access.Requester, typ, id string) 
 	}
 	v, err := r.st.Read(ctx, typ, id)
 	if v != nil {
-		ok, verr := r.visible(ctx, sc, v)
+		w, verr := r.shown(ctx, sc, v)
 		if verr != nil {
 			return nil, verr
 		}
-		if !ok {
+		if w == nil {
 			touchRefused(ctx, "read", v, 404)
 			return nil, notFound(typ, id)
 		}
 		touchVersions(ctx, "read", "", []*store.Version{v}, true)
+		v = w
 	}
 	if err != nil {
 		return v, storeErr(err, typ, id)
 	}
-	return r.view(sc, v), nil
+	return v, nil
 }
 
 // VRead returns one version; a delete marker is returned with a Gone error.
@@ -249,17 +250,23 @@ func (r *Repo) VRead(ctx context.Context, req *access.Requester, typ, id string,
 	if err != nil {
 		return nil, storeErr(err, typ, id)
 	}
-	if ok, err := r.visibleVersion(ctx, sc, v, nil); err != nil {
+	ok, err := r.visibleVersion(ctx, sc, v, nil)
+	if err != nil {
 		return nil, err
-	} else if !ok {
+	}
+	w := v
+	if ok {
+		w = sc.View(v)
+	}
+	if w == nil || !ok {
 		touchRefused(ctx, "vread", v, 404)
 		return nil, outcome.New(outcome.NotFound, "not-found", "%s/%s has no version %d", typ, id, vid)
 	}
 	touchVersions(ctx, "vread", "", []*store.Version{v}, true)
-	if v.Deleted {
-		return v, outcome.New(outcome.Gone, "deleted", "version %d of %s/%s is a deletion", vid, typ, id)
+	if w.Deleted {
+		return w, outcome.New(outcome.Gone, "deleted", "version %d of %s/%s is a deletion", vid, typ, id)
 	}
-	return r.view(sc, v), nil
+	return w, nil
 }
 
 // NewID returns a server-assigned logical id (a random UUID).
@@ -469,13 +476,23 @@ func (r *Repo) Update(ctx context.Context, req *access.Requester, typ, id string
 	return r.write(ctx, req, typ, id, ifMatch, "PUT", func(*store.Version) (*resource.Parsed, error) { return p, nil })
 }
 
-// write is the optimistic write loop shared by update and patch. next
-// builds the new content from the current version (nil when absent).
+// write is the write of update and patch. next builds the new content
+// from the current version (nil when absent).
 func (r *Repo) write(ctx context.Context, req *access.Requester, typ, id string, ifMatch *int64, method string,
 	next func(cur *store.Version) (*resource.Parsed, error)) (Result, error) {
+	return r.retry(ctx, typ, id, ifMatch, func(ctx context.Context) (Result, error) {
+		return r.PlanWrite(ctx, req, typ, id, ifMatch, method, next)
+	})
+}
+
+// retry is the optimistic write loop of every single write (update,
+// patch, delete, raw Binary): plan from a fresh read, store; when another
+// writer got there first, plan again, or answer 412 when the client sent
+// If-Match. What a plan claimed is given back when it is not stored.
+func (r *Repo) retry(ctx context.Context, typ, id string, ifMatch *int64, plan func(ctx context.Context) (Result, error)) (Result, error) {
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		ctx, pend := WithPending(ctx)
-		res, err := r.PlanWrite(ctx, req, typ, id, ifMatch, method, next)
+		res, err := plan(ctx)
 		if err != nil || res.NoOp {
 			pend.Undo()
 			return res, err
@@ -783,24 +800,9 @@ func (r *Repo) Delete(ctx context.Context, req *access.Requester, typ, id string
 	if err := r.policy.Allow(req, access.Delete, typ); err != nil {
 		return Result{}, err
 	}
-	for attempt := 0; attempt < maxAttempts; attempt++ {
-		res, err := r.PlanDelete(ctx, req, typ, id, ifMatch)
-		if err != nil || res.NoOp {
-			return res, err
-		}
-		err = r.store(ctx, res)
-		if errors.Is(err, store.ErrConflict) {
-			if ifMatch != nil {
-				return Result{}, outcome.New(outcome.PreconditionFailed, "conflict", "%s/%s was changed by another request", typ, id)
-			}
-			continue
-		}
-		if err != nil {
-			return Result{}, storeErr(err, typ, id)
-		}
-		return res, nil
-	}
-	return Result{}, outcome.New(outcome.Conflict, "conflict", "too many concurrent writes on %s/%s", typ, id)
+	return r.retry(ctx, typ, id, ifMatch, func(ctx context.Context) (Result, error) {
+		return r.PlanDelete(ctx, req, typ, id, ifMatch)
+	})
 }
 
 // ConditionalDelete deletes the one resource matching criteria: none is a

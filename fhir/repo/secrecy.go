@@ -106,20 +106,20 @@ func (r *Repo) visibleVersions(ctx context.Context, sc access.Scope, vs []*store
 	return out, nil
 }
 
-// view is what the requester is shown of a visible version.
-func (r *Repo) view(sc access.Scope, v *store.Version) *store.Version {
-	if v == nil {
-		return nil
+// shown is what the requester is shown of a version read by id: the
+// scope's View of it when it is visible; nil when hidden (or when no view
+// can be made: fail closed).
+func (r *Repo) shown(ctx context.Context, sc access.Scope, v *store.Version) (*store.Version, error) {
+	ok, err := r.visible(ctx, sc, v)
+	if err != nil || !ok {
+		return nil, err
 	}
-	if w := sc.View(v); w != nil {
-		return w
-	}
-	return v
+	return sc.View(v), nil
 }
 
-// views applies view to versions found with the scope's filter (so
-// already visible); a Binary found that way is kept only for requesters
-// who see Binaries by their own filter.
+// views applies the scope's View to versions found with its filter (so
+// already visible; a Binary search finds Binaries only for requesters
+// whose filter lets them through, see access.Scope.ThroughDocument).
 func (r *Repo) views(sc access.Scope, vs []*store.Version) []*store.Version {
 	out := vs[:0]
 	for _, v := range vs {

@@ -40,7 +40,7 @@ func (s *Server) everything(c echo.Context) error {
 		q.Count = min(n, s.cfg.MaxCount)
 	}
 	if v := params.Get("_since"); v != "" {
-		t, err := time.Parse(time.RFC3339Nano, v)
+		t, err := parseInstant(v)
 		if err != nil {
 			return outcome.New(outcome.Invalid, "value", "_since must be an instant (e.g. 2024-01-31T10:00:00Z)").WithExpression("_since")
 		}
@@ -314,9 +314,9 @@ func (s *Server) dutyReport(c echo.Context) error {
 	return c.Blob(http.StatusOK, fhirJSON, body)
 }
 
-// parseDay parses a date (its start) or an instant.
+// parseDay parses a date (its start, UTC) or an instant.
 func parseDay(s string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
+	if t, err := parseInstant(s); err == nil {
 		return t, nil
 	}
 	return time.Parse("2006-01-02", s)

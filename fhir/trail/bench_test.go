@@ -15,12 +15,8 @@ import (
 
 	"github.com/dossier-fhir/dossier/fhir/access"
 	"github.com/dossier-fhir/dossier/fhir/repo"
-	"github.com/dossier-fhir/dossier/fhir/resource"
-	"github.com/dossier-fhir/dossier/fhir/search"
 	"github.com/dossier-fhir/dossier/fhir/trail"
-	"github.com/dossier-fhir/dossier/profiles"
 	"github.com/dossier-fhir/dossier/store"
-	"github.com/dossier-fhir/dossier/store/embedded"
 )
 
 // viaCommit writes the trail's batches with the journaled Commit instead of Append.
@@ -34,28 +30,9 @@ func (c *viaCommit) Append(ctx context.Context, vs []*store.Version) error {
 	return c.Store.Commit(ctx, vs)
 }
 
-type countingWrites struct {
-	store.Store
-	writes atomic.Int64
-}
-
-func (c *countingWrites) Append(ctx context.Context, vs []*store.Version) error {
-	c.writes.Add(1)
-	return c.Store.Append(ctx, vs)
-}
-
 func BenchmarkTrail(b *testing.B) {
 	ctx := context.Background()
-	ms := embedded.TestStore(b, "bench")
-	reg, err := search.LoadRegistry(profiles.FS, profiles.SearchParameterFiles...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	parser, err := resource.NewParser()
-	if err != nil {
-		b.Fatal(err)
-	}
-	rp := repo.New(ms, parser, reg, access.Interim{})
+	ms, rp := testRepo(b, "bench")
 	const docs = 2000
 	ids := make([]string, docs)
 	now := time.Now().UTC().Truncate(time.Microsecond)

@@ -334,12 +334,12 @@ func (e *Engine) Options(db string) smongo.Options {
 		Count: func(ctx context.Context, coll, where string, args []any) (int64, error) {
 			return e.Count(ctx, db, coll, where, args)
 		},
-		AppendRaw: func(ctx context.Context, coll string, docs [][]byte) (bool, error) {
-			ok, err := e.AppendRaw(ctx, db, coll, docs)
+		AppendRaw: func(ctx context.Context, coll string, docs [][]byte) error {
+			err := e.AppendRaw(ctx, db, coll, docs)
 			if errors.Is(err, ErrDuplicate) {
-				err = fmt.Errorf("%w: %w", smongo.ErrDuplicateRaw(), err)
+				err = fmt.Errorf("%w: %w", smongo.ErrDuplicateRaw, err)
 			}
-			return ok, err
+			return err
 		},
 		RawCollection: func(ctx context.Context, coll string) bool { return e.IsRaw(ctx, db, coll) },
 		ReplaceRaw: func(ctx context.Context, coll, id string, doc []byte) (bool, error) {

@@ -42,12 +42,12 @@ func (e *Engine) hasRaw(ctx context.Context, sdb *sql.DB, db, coll string) bool 
 
 // AppendRaw inserts JSON documents into the write-once collection coll of
 // db, in one transaction: all or none. ErrDuplicate when an _id exists.
-// ok is false when the database has no file yet (nothing written to it
-// through FerretDB): the caller then writes through FerretDB.
-func (e *Engine) AppendRaw(ctx context.Context, db, coll string, docs [][]byte) (ok bool, err error) {
+// The database must exist (a collection of it was created through
+// FerretDB).
+func (e *Engine) AppendRaw(ctx context.Context, db, coll string, docs [][]byte) error {
 	sdb, err := e.sqlite(db)
 	if err != nil {
-		return false, nil
+		return err
 	}
 	t := rawTable(coll)
 	e.mu.Lock()
@@ -60,7 +60,7 @@ func (e *Engine) AppendRaw(ctx context.Context, db, coll string, docs [][]byte) 
 			fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %q ON %q (_ferretdb_sjson->>'$.p')`, t+"_p", t),
 		} {
 			if _, err := sdb.ExecContext(ctx, q); err != nil {
-				return true, fmt.Errorf("embedded engine: raw table: %w", err)
+				return fmt.Errorf("embedded engine: raw table: %w", err)
 			}
 		}
 		e.mu.Lock()
@@ -69,26 +69,26 @@ func (e *Engine) AppendRaw(ctx context.Context, db, coll string, docs [][]byte) 
 	}
 	tx, err := sdb.BeginTx(ctx, nil)
 	if err != nil {
-		return true, fmt.Errorf("embedded engine: append: %w", err)
+		return fmt.Errorf("embedded engine: append: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
 	st, err := tx.PrepareContext(ctx, fmt.Sprintf(`INSERT INTO %q (_ferretdb_sjson) VALUES (?)`, t))
 	if err != nil {
-		return true, fmt.Errorf("embedded engine: append: %w", err)
+		return fmt.Errorf("embedded engine: append: %w", err)
 	}
 	defer st.Close()
 	for _, d := range docs {
 		if _, err := st.ExecContext(ctx, string(d)); err != nil {
 			if strings.Contains(err.Error(), "UNIQUE") {
-				return true, ErrDuplicate
+				return ErrDuplicate
 			}
-			return true, fmt.Errorf("embedded engine: append: %w", err)
+			return fmt.Errorf("embedded engine: append: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return true, fmt.Errorf("embedded engine: append: %w", err)
+		return fmt.Errorf("embedded engine: append: %w", err)
 	}
-	return true, nil
+	return nil
 }
 
 // ReplaceRaw replaces the document with _id id of a write-once collection

@@ -73,10 +73,10 @@ type Options struct {
 	ChunkSize int
 	// AppendRaw, with Scan, keeps write-once collections (Append) outside
 	// the engine's insert path: it inserts the documents' JSON in one
-	// transaction (ok false: not available, use the driver); Scan and
+	// transaction (wrapping ErrDuplicateRaw for an existing _id); Scan and
 	// Count then read them, RawCollection tells them apart, ReplaceRaw
 	// re-indexes one.
-	AppendRaw     func(ctx context.Context, coll string, docs [][]byte) (ok bool, err error)
+	AppendRaw     func(ctx context.Context, coll string, docs [][]byte) error
 	RawCollection func(ctx context.Context, coll string) bool
 	ReplaceRaw    func(ctx context.Context, coll, id string, doc []byte) (bool, error)
 }
@@ -465,54 +465,7 @@ func (s *Store) readRaw(ctx context.Context, typ, id string) (*store.Version, er
 // the documents go to a plain SQLite table in one transaction
 // (Options.AppendRaw), outside FerretDB's per-document insert path.
 func (s *Store) Append(ctx context.Context, vs []*store.Version) error {
-	if s.opts.AppendRaw != nil && s.opts.Scan != nil {
-		byType := map[string][][]byte{}
-		var types []string
-		for _, v := range vs {
-			if v.Type == "" || v.ID == "" || v.VersionID != 1 {
-				return store.E("append", store.ErrInvalid, nil)
-			}
-			b, err := json.Marshal(toDoc(v, false))
-			if err != nil {
-				return store.E("append", store.ErrInvalid, err)
-			}
-			if _, ok := byType[v.Type]; !ok {
-				types = append(types, v.Type)
-			}
-			byType[v.Type] = append(byType[v.Type], b)
-		}
-		// The engine's database file must exist: it does once any
-		// collection does (the claims collection is always there).
-		if _, err := s.coll(ctx, claimsName); err != nil {
-			return err
-		}
-		done := true
-		for _, typ := range types {
-			ok, err := s.opts.AppendRaw(ctx, curName(typ), byType[typ])
-			if err != nil {
-				if errors.Is(err, errDuplicateRaw) {
-					return store.E("append", store.ErrConflict, err)
-				}
-				return store.E("append", store.ErrUnavailable, err)
-			}
-			done = done && ok
-		}
-		if done {
-			return nil
-		}
-	}
-	return s.appendDriver(ctx, vs)
-}
-
-// errDuplicateRaw is what Options.AppendRaw wraps for a duplicate _id.
-var errDuplicateRaw = errors.New("duplicate _id")
-
-// ErrDuplicateRaw returns the error AppendRaw implementations wrap for a
-// duplicate _id.
-func ErrDuplicateRaw() error { return errDuplicateRaw }
-
-func (s *Store) appendDriver(ctx context.Context, vs []*store.Version) error {
-	byType := map[string][]any{}
+	byType := map[string][]*store.Version{}
 	var types []string
 	for _, v := range vs {
 		if v.Type == "" || v.ID == "" || v.VersionID != 1 {
@@ -521,15 +474,40 @@ func (s *Store) appendDriver(ctx context.Context, vs []*store.Version) error {
 		if _, ok := byType[v.Type]; !ok {
 			types = append(types, v.Type)
 		}
-		byType[v.Type] = append(byType[v.Type], toDoc(v, false))
+		byType[v.Type] = append(byType[v.Type], v)
 	}
-	for _, typ := range types {
-		cc, err := s.coll(ctx, curName(typ))
-		if err != nil {
+	if s.opts.AppendRaw != nil {
+		// The engine's database file must exist: it does once any
+		// collection does (the claims collection is always there).
+		if _, err := s.coll(ctx, claimsName); err != nil {
 			return err
 		}
-		if _, err := cc.InsertMany(ctx, byType[typ]); err != nil {
-			if mongo.IsDuplicateKeyError(err) {
+	}
+	for _, typ := range types {
+		var err error
+		if s.opts.AppendRaw != nil {
+			docs := make([][]byte, 0, len(byType[typ]))
+			for _, v := range byType[typ] {
+				b, merr := json.Marshal(toDoc(v, false))
+				if merr != nil {
+					return store.E("append", store.ErrInvalid, merr)
+				}
+				docs = append(docs, b)
+			}
+			err = s.opts.AppendRaw(ctx, curName(typ), docs)
+		} else {
+			cc, cerr := s.coll(ctx, curName(typ))
+			if cerr != nil {
+				return cerr
+			}
+			docs := make([]any, 0, len(byType[typ]))
+			for _, v := range byType[typ] {
+				docs = append(docs, toDoc(v, false))
+			}
+			_, err = cc.InsertMany(ctx, docs)
+		}
+		if err != nil {
+			if errors.Is(err, ErrDuplicateRaw) || mongo.IsDuplicateKeyError(err) {
 				return store.E("append", store.ErrConflict, err)
 			}
 			return store.E("append", store.ErrUnavailable, err)
@@ -537,6 +515,10 @@ func (s *Store) appendDriver(ctx context.Context, vs []*store.Version) error {
 	}
 	return nil
 }
+
+// ErrDuplicateRaw is what an Options.AppendRaw error wraps when a
+// document's _id exists.
+var ErrDuplicateRaw = errors.New("duplicate _id")
 
 // repair rolls the current document forward when history holds a version
 // newer than it that is older than the grace period (a writer died between
