@@ -92,9 +92,16 @@ func (r *Repo) Reindex(ctx context.Context, types []string, progress func(typ st
 }
 
 // Index fills v's search fields (keys, ranges, sort values, owning
-// patient, the policy's keys) from its JSON; the audit trail indexes its
-// AuditEvents with it.
-func (r *Repo) Index(v *store.Version) error { return r.index(v) }
+// patient, the policy's keys) from obj, the decoded form of v.JSON
+// (objects as map[string]any, arrays as []any, numbers as json.Number),
+// or from v.JSON when obj is nil. The audit trail indexes its
+// AuditEvents with it, from the object it builds them from.
+func (r *Repo) Index(v *store.Version, obj map[string]any) error {
+	if obj == nil {
+		return r.index(v)
+	}
+	return r.indexObject(v, obj)
+}
 
 // index fills v's search fields from its JSON.
 func (r *Repo) index(v *store.Version) error {
@@ -104,6 +111,10 @@ func (r *Repo) index(v *store.Version) error {
 	if err := dec.Decode(&m); err != nil {
 		return outcome.Wrap(err, outcome.Internal, "exception", "indexing failed")
 	}
+	return r.indexObject(v, m)
+}
+
+func (r *Repo) indexObject(v *store.Version, m map[string]any) error {
 	ix, err := r.reg.Index(v.Type, v.ID, m, "")
 	if err != nil {
 		return outcome.Wrap(err, outcome.Internal, "exception", "indexing failed")

@@ -67,8 +67,9 @@ import (
 
 // Options configure a Trail.
 type Options struct {
-	// Index fills a version's search fields (repo.Repo.Index).
-	Index func(v *store.Version) error
+	// Index fills a version's search fields from the event's object
+	// (repo.Repo.Index).
+	Index func(v *store.Version, obj map[string]any) error
 	// Notify is called once the traces of an emergency access are stored
 	// (repo.Repo.NotifyEmergency); nil: no notifications.
 	Notify func(ctx context.Context, req *access.Requester, patient string) error
@@ -285,22 +286,27 @@ func (t *Trail) write(items []*batchItem) {
 	}
 }
 
-// version builds the stored AuditEvent of one touch.
+// version builds the stored AuditEvent of one touch: the event's object
+// is built once, indexed as it is and marshalled once (resourceType, id
+// and meta first, as every stored resource).
 func (t *Trail) version(req *access.Requester, tc repo.Touch, now time.Time) (*store.Version, error) {
 	id := repo.NewID()
-	body := Event(req, tc, now, t.opts.Source)
-	obj, err := resource.ParseObject(body)
+	ev := event(req, tc, now, t.opts.Source)
+	meta := map[string]any{"versionId": "1", "lastUpdated": resource.Instant(now)}
+	var security []string
+	if tc.Secret != "" {
+		sys, code := splitToken(tc.Secret)
+		meta["security"] = []any{coding(sys, code)}
+		security = []string{sys + "|" + code}
+	}
+	data, err := marshalResource("AuditEvent", id, meta, ev)
 	if err != nil {
 		return nil, err
 	}
-	data, err := resource.WithMeta(obj, "AuditEvent", id, 1, now)
-	if err != nil {
-		return nil, err
-	}
-	v := &store.Version{Type: "AuditEvent", ID: id, VersionID: 1, LastUpdated: now, Method: "POST", JSON: data}
-	v.Security = resource.SecurityLabels(obj)
+	v := &store.Version{Type: "AuditEvent", ID: id, VersionID: 1, LastUpdated: now, Method: "POST", JSON: data, Security: security}
 	if t.opts.Index != nil {
-		if err := t.opts.Index(v); err != nil {
+		ev["resourceType"], ev["id"], ev["meta"] = "AuditEvent", id, meta
+		if err := t.opts.Index(v, ev); err != nil {
 			return nil, err
 		}
 	}
@@ -308,6 +314,30 @@ func (t *Trail) version(req *access.Requester, tc repo.Touch, now time.Time) (*s
 		v.Patient = tc.Patient
 	}
 	return v, nil
+}
+
+// marshalResource writes {"resourceType":typ,"id":id,"meta":meta, the
+// members of body (without those three)}.
+func marshalResource(typ, id string, meta, body map[string]any) ([]byte, error) {
+	head, err := json.Marshal(struct {
+		ResourceType string         `json:"resourceType"`
+		ID           string         `json:"id"`
+		Meta         map[string]any `json:"meta"`
+	}{typ, id, meta})
+	if err != nil {
+		return nil, err
+	}
+	rest, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) <= 2 { // {}
+		return head, nil
+	}
+	out := make([]byte, 0, len(head)+len(rest))
+	out = append(out, head[:len(head)-1]...)
+	out = append(out, ',')
+	return append(out, rest[1:]...), nil
 }
 
 // Codes of the events.
@@ -321,13 +351,27 @@ const (
 	sysRole        = repo.CanonicalBase + "/CodeSystem/requester-role"
 )
 
-func coding(system, code string) map[string]string {
-	return map[string]string{"system": system, "code": code}
+func coding(system, code string) map[string]any {
+	return map[string]any{"system": system, "code": code}
 }
 
 // Event returns the AuditEvent JSON (without id and meta.versionId) of
 // one touch by req at now.
 func Event(req *access.Requester, tc repo.Touch, now time.Time, source string) []byte {
+	ev := event(req, tc, now, source)
+	if tc.Secret != "" {
+		sys, code := splitToken(tc.Secret)
+		ev["meta"] = map[string]any{"security": []any{coding(sys, code)}}
+	}
+	ev["resourceType"] = "AuditEvent"
+	b, _ := json.Marshal(ev)
+	return b
+}
+
+// event builds the members of the AuditEvent of one touch, except
+// resourceType, id and meta, as the decoded JSON the search indexer reads
+// (map[string]any and []any).
+func event(req *access.Requester, tc repo.Touch, now time.Time, source string) map[string]any {
 	action := map[string]string{"create": "C", "update": "U", "patch": "U", "delete": "D", "operation": "E"}[tc.Interaction]
 	if action == "" {
 		action = "R"
@@ -337,16 +381,11 @@ func Event(req *access.Requester, tc repo.Touch, now time.Time, source string) [
 		subtype["display"] = tc.Operation
 	}
 	ev := map[string]any{
-		"resourceType": "AuditEvent",
-		"type":         map[string]string{"system": sysEventType, "code": "rest", "display": "RESTful Operation"},
-		"subtype":      []any{subtype},
-		"action":       action,
-		"recorded":     now.Format(time.RFC3339Nano),
-		"outcome":      "0",
-	}
-	if tc.Secret != "" {
-		sys, code := splitToken(tc.Secret)
-		ev["meta"] = map[string]any{"security": []any{coding(sys, code)}}
+		"type":     map[string]any{"system": sysEventType, "code": "rest", "display": "RESTful Operation"},
+		"subtype":  []any{subtype},
+		"action":   action,
+		"recorded": now.Format(time.RFC3339Nano),
+		"outcome":  "0",
 	}
 	if tc.Refused != 0 {
 		ev["outcome"] = "4"
@@ -362,41 +401,40 @@ func Event(req *access.Requester, tc repo.Touch, now time.Time, source string) [
 	ev["agent"] = agents(req)
 	ev["source"] = map[string]any{
 		"site":     source,
-		"observer": map[string]string{"display": source},
-		"type":     []any{map[string]string{"system": sysSourceType, "code": "4", "display": "Application Server"}},
+		"observer": map[string]any{"display": source},
+		"type":     []any{map[string]any{"system": sysSourceType, "code": "4", "display": "Application Server"}},
 	}
 	var entities []any
 	if tc.ID != "" {
 		entities = append(entities, map[string]any{
-			"what": map[string]string{"reference": tc.Type + "/" + tc.ID},
-			"type": map[string]string{"system": sysEntityType, "code": "2", "display": "System Object"},
+			"what": map[string]any{"reference": tc.Type + "/" + tc.ID},
+			"type": map[string]any{"system": sysEntityType, "code": "2", "display": "System Object"},
 		})
 	} else if tc.Type != "" {
 		entities = append(entities, map[string]any{
 			"name": tc.Type,
-			"type": map[string]string{"system": sysEntityType, "code": "2", "display": "System Object"},
+			"type": map[string]any{"system": sysEntityType, "code": "2", "display": "System Object"},
 		})
 	}
 	if tc.Patient != "" && !(tc.Type == "Patient" && tc.ID == tc.Patient) {
 		entities = append(entities, map[string]any{
-			"what": map[string]string{"reference": "Patient/" + tc.Patient},
-			"type": map[string]string{"system": sysEntityType, "code": "1", "display": "Person"},
-			"role": map[string]string{"system": sysObjectRole, "code": "1", "display": "Patient"},
+			"what": map[string]any{"reference": "Patient/" + tc.Patient},
+			"type": map[string]any{"system": sysEntityType, "code": "1", "display": "Person"},
+			"role": map[string]any{"system": sysObjectRole, "code": "1", "display": "Patient"},
 		})
 	} else if tc.Patient != "" {
 		// The resource is the Patient: one entity, with the patient role.
 		e := entities[0].(map[string]any)
-		e["type"] = map[string]string{"system": sysEntityType, "code": "1", "display": "Person"}
-		e["role"] = map[string]string{"system": sysObjectRole, "code": "1", "display": "Patient"}
+		e["type"] = map[string]any{"system": sysEntityType, "code": "1", "display": "Person"}
+		e["role"] = map[string]any{"system": sysObjectRole, "code": "1", "display": "Patient"}
 	}
 	ev["entity"] = entities
-	b, _ := json.Marshal(ev)
-	return b
+	return ev
 }
 
 func agents(req *access.Requester) []any {
 	if req == nil {
-		return []any{map[string]any{"requestor": true, "who": map[string]string{"display": "anonymous"}}}
+		return []any{map[string]any{"requestor": true, "who": map[string]any{"display": "anonymous"}}}
 	}
 	a := map[string]any{
 		"requestor": true,
@@ -404,24 +442,24 @@ func agents(req *access.Requester) []any {
 	}
 	switch req.Role {
 	case access.RoleProfessional:
-		a["who"] = map[string]any{"identifier": map[string]string{"system": access.SysRPPS, "value": req.RPPS}}
+		a["who"] = map[string]any{"identifier": map[string]any{"system": access.SysRPPS, "value": req.RPPS}}
 		a["altId"] = req.RPPS
 		if req.Profession != "" {
 			a["role"] = []any{map[string]any{"coding": []any{coding(sysProfession, req.Profession)}}}
 		}
 	case access.RolePatient, access.RoleRepresentative:
-		a["who"] = map[string]string{"reference": "Patient/" + req.Patient}
+		a["who"] = map[string]any{"reference": "Patient/" + req.Patient}
 	case access.RoleIntegration:
-		a["who"] = map[string]string{"reference": "Organization/" + req.Org}
+		a["who"] = map[string]any{"reference": "Organization/" + req.Org}
 	default:
-		a["who"] = map[string]string{"display": req.Subject}
+		a["who"] = map[string]any{"display": req.Subject}
 	}
 	if req.Subject != "" && req.Role != access.RoleProfessional {
 		a["altId"] = req.Subject
 	}
 	out := []any{a}
 	if req.Org != "" && req.Role != access.RoleIntegration {
-		out = append(out, map[string]any{"requestor": false, "who": map[string]string{"reference": "Organization/" + req.Org}})
+		out = append(out, map[string]any{"requestor": false, "who": map[string]any{"reference": "Organization/" + req.Org}})
 	}
 	return out
 }

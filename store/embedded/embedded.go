@@ -46,7 +46,10 @@ type Engine struct {
 
 	mu     sync.Mutex
 	dbs    map[string]*sql.DB
-	tables map[string]string // "db.collection" → SQLite table
+	tables map[string]string  // "db.collection" → SQLite table
+	raws   map[string]*sql.DB // the files of write-once collections (raw.go)
+	// inserts are the prepared INSERTs of raw tables ("db.table").
+	inserts map[string]*sql.Stmt
 }
 
 // Start starts FerretDB with its SQLite files under dir, with full
@@ -105,7 +108,7 @@ func StartWith(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("embedded engine: %w", err)
 	}
 	rctx, cancel := context.WithCancel(context.Background())
-	e := &Engine{dir: abs, sync: sync, cancel: cancel, done: make(chan struct{}), dbs: map[string]*sql.DB{}, tables: map[string]string{}}
+	e := &Engine{dir: abs, sync: sync, cancel: cancel, done: make(chan struct{}), dbs: map[string]*sql.DB{}, tables: map[string]string{}, inserts: map[string]*sql.Stmt{}, raws: map[string]*sql.DB{}}
 	go func() {
 		defer close(e.done)
 		_ = f.Run(rctx)
@@ -194,15 +197,21 @@ const Doc = "_ferretdb_sjson"
 // each document as FerretDB stores it: a JSON object (plus its "$s"
 // schema member, which callers ignore). Reads see committed writes (WAL).
 func (e *Engine) Scan(ctx context.Context, db, coll, where string, args []any, fn func(doc []byte) error, count ...*int64) error {
-	sdb, err := e.sqlite(db)
-	if err != nil {
-		return nil // no database file yet: no documents
-	}
 	e.mu.Lock()
 	table, ok := e.tables[db+"."+coll]
 	e.mu.Unlock()
-	if !ok && e.hasRaw(ctx, sdb, db, coll) {
+	if !ok && e.hasRaw(ctx, db, coll) {
 		table, ok = rawTable(coll), true
+	}
+	var sdb *sql.DB
+	var err error
+	if ok && table == rawTable(coll) {
+		sdb, err = e.rawDB(ctx, db)
+	} else {
+		sdb, err = e.sqlite(db)
+	}
+	if err != nil {
+		return nil // no database file yet: no documents
 	}
 	if !ok {
 		err := sdb.QueryRowContext(ctx, `SELECT table_name FROM "_ferretdb_collections" WHERE name = ?`, coll).Scan(&table)
@@ -278,6 +287,14 @@ func (e *Engine) sqlite(db string) (*sql.DB, error) {
 func (e *Engine) Close() error {
 	e.mu.Lock()
 	var errs []error
+	for _, st := range e.inserts {
+		errs = append(errs, st.Close())
+	}
+	e.inserts = map[string]*sql.Stmt{}
+	for _, d := range e.raws {
+		errs = append(errs, d.Close())
+	}
+	e.raws = map[string]*sql.DB{}
 	for _, d := range e.dbs {
 		errs = append(errs, d.Close())
 	}
