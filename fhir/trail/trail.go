@@ -355,19 +355,6 @@ func coding(system, code string) map[string]any {
 	return map[string]any{"system": system, "code": code}
 }
 
-// Event returns the AuditEvent JSON (without id and meta.versionId) of
-// one touch by req at now.
-func Event(req *access.Requester, tc repo.Touch, now time.Time, source string) []byte {
-	ev := event(req, tc, now, source)
-	if tc.Secret != "" {
-		sys, code := splitToken(tc.Secret)
-		ev["meta"] = map[string]any{"security": []any{coding(sys, code)}}
-	}
-	ev["resourceType"] = "AuditEvent"
-	b, _ := json.Marshal(ev)
-	return b
-}
-
 // event builds the members of the AuditEvent of one touch, except
 // resourceType, id and meta, as the decoded JSON the search indexer reads
 // (map[string]any and []any).

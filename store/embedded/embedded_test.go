@@ -7,7 +7,6 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/dossier-fhir/dossier/store/embedded"
 )
@@ -20,12 +19,7 @@ func start(tb testing.TB) (*embedded.Engine, *mongo.Client) {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = e.Close() })
-	c, err := mongo.Connect(options.Client().ApplyURI(e.URI()))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = c.Disconnect(ctx) })
-	return e, c
+	return e, connect(tb, e.URI())
 }
 
 func fill(tb testing.TB, c *mongo.Collection, n int) {

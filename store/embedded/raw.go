@@ -67,7 +67,7 @@ func (e *Engine) rawDB(ctx context.Context, db string) (*sql.DB, error) {
 // from the old file).
 func (e *Engine) moveRaw(ctx context.Context, d *sql.DB, db string) error {
 	old := filepath.Join(e.dir, db+".sqlite")
-	if _, err := os.Stat(old); err != nil {
+	if !exists(old) {
 		return nil
 	}
 	conn, err := d.Conn(ctx)
@@ -113,6 +113,11 @@ func (e *Engine) moveRaw(ctx context.Context, d *sql.DB, db string) error {
 	return nil
 }
 
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
 // rawSchema creates raw table t and its indexes (idempotent).
 func rawSchema(t string) []string {
 	return []string{
@@ -124,6 +129,9 @@ func rawSchema(t string) []string {
 
 // hasRaw reports whether coll of db is a raw table (cached once seen).
 func (e *Engine) hasRaw(ctx context.Context, db, coll string) bool {
+	if !exists(e.rawFile(db)) && !exists(filepath.Join(e.dir, db+".sqlite")) {
+		return false // a read does not create the files of a database that has none
+	}
 	sdb, err := e.rawDB(ctx, db)
 	if err != nil {
 		return false
