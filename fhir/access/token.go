@@ -22,6 +22,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -34,6 +35,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -148,6 +150,58 @@ type Verifier struct {
 	lastFetch time.Time
 
 	refreshMu sync.Mutex // serialises refreshes
+
+	// verified remembers tokens whose signature was checked (by SHA-256
+	// of the token): a client sends the same token with every request,
+	// and checking its signature again was most of authentication's cost.
+	// An entry serves at most verifiedTTL and never past the token's exp;
+	// new JWKS keys forget them all; at verifiedMax entries the map is
+	// emptied.
+	verifiedMu sync.RWMutex
+	verified   map[[sha256.Size]byte]verifiedToken
+}
+
+// verifiedToken is a remembered verification.
+type verifiedToken struct {
+	req *Requester
+	at  time.Time
+}
+
+const (
+	verifiedTTL = time.Minute
+	verifiedMax = 10000
+)
+
+// remembered returns the requester of a token verified less than
+// verifiedTTL before now and not expired at now.
+func (v *Verifier) remembered(sum [sha256.Size]byte, now time.Time) (*Requester, bool) {
+	v.verifiedMu.RLock()
+	e, ok := v.verified[sum]
+	v.verifiedMu.RUnlock()
+	if !ok || now.Before(e.at) || now.Sub(e.at) >= verifiedTTL || !now.Before(e.req.Expires.Add(Leeway)) {
+		return nil, false
+	}
+	r := *e.req
+	r.Scopes = slices.Clone(r.Scopes)
+	return &r, true
+}
+
+func (v *Verifier) remember(sum [sha256.Size]byte, r *Requester, now time.Time) {
+	c := *r
+	c.Scopes = slices.Clone(r.Scopes)
+	v.verifiedMu.Lock()
+	defer v.verifiedMu.Unlock()
+	if v.verified == nil || len(v.verified) >= verifiedMax {
+		v.verified = map[[sha256.Size]byte]verifiedToken{}
+	}
+	v.verified[sum] = verifiedToken{req: &c, at: now}
+}
+
+// forget drops every remembered verification.
+func (v *Verifier) forget() {
+	v.verifiedMu.Lock()
+	v.verified = nil
+	v.verifiedMu.Unlock()
 }
 
 // jwk is a usable public key from a JWKS.
@@ -430,6 +484,7 @@ func (v *Verifier) refresh(now time.Time) {
 	v.lastFetch = now
 	if err == nil {
 		v.keys = keys
+		v.forget()
 	}
 }
 
@@ -444,6 +499,10 @@ func (v *Verifier) Verify(token string, now time.Time) (*Requester, error) {
 	}
 	if len(token) > maxTokenLen {
 		return nil, fail("token too large")
+	}
+	sum := sha256.Sum256([]byte(token))
+	if r, ok := v.remembered(sum, now); ok {
+		return r, nil
 	}
 	parser := jwt.NewParser(
 		jwt.WithValidMethods(v.methods),
@@ -463,6 +522,7 @@ func (v *Verifier) Verify(token string, now time.Time) (*Requester, error) {
 	if err != nil {
 		return nil, fail(err.Error())
 	}
+	v.remember(sum, r, now)
 	return r, nil
 }
 

@@ -878,3 +878,54 @@ func TestLoadOrCreateSecretBadFile(t *testing.T) {
 		})
 	}
 }
+
+// A verified token is remembered, never past its exp, and forgotten when
+// the JWKS keys change.
+func TestVerifyRemembers(t *testing.T) {
+	v := hsVerifier(t)
+	c := with(base(RoleProfessional), "scope", "a b")
+	tok := sign(t, jwt.SigningMethodHS256, testSecret, "", c)
+	r, err := v.Verify(tok, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Scopes[0] = "changed" // a caller's change does not reach the remembered one
+	again, err := v.Verify(tok, testNow.Add(30*time.Second))
+	if err != nil || again.RPPS != leakRPPS || again.Scopes[0] != "a" {
+		t.Fatalf("second Verify = %+v, %v", again, err)
+	}
+	if len(v.verified) != 1 {
+		t.Fatalf("%d remembered tokens, want 1", len(v.verified))
+	}
+	// Past exp (and its leeway): refused although remembered.
+	_, err = v.Verify(tok, testNow.Add(time.Hour+time.Minute))
+	checkRejected(t, err)
+	if !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("error %q, want expired", err)
+	}
+	// The same claims with another signature are not the remembered token.
+	_, err = v.Verify(sign(t, jwt.SigningMethodHS256, []byte(strings.Repeat("x", 32)), "", c), testNow.Add(time.Second))
+	checkRejected(t, err)
+
+	// JWKS: a key dropped at the IdP stops a remembered token at the refresh.
+	k := newTestKeys(t)
+	srv := newJWKSServer(t, jwksJSON(t, rsaJWKOf("r1", &k.rsa1.PublicKey)))
+	jv, err := NewJWKSVerifier(context.Background(), srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	claims := with(base(RoleAdmin), "iat", start.Unix(), "exp", start.Add(time.Hour).Unix())
+	old := sign(t, jwt.SigningMethodRS256, k.rsa1, "r1", claims)
+	if _, err := jv.Verify(old, start.Add(5*time.Minute+30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	onlyNew := jwksJSON(t, rsaJWKOf("r2", &k.rsa2.PublicKey))
+	srv.body.Store(&onlyNew)
+	// An unknown kid after the refresh interval refetches the keys.
+	if _, err := jv.Verify(sign(t, jwt.SigningMethodRS256, k.rsa2, "r2", claims), start.Add(6*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = jv.Verify(old, start.Add(6*time.Minute+10*time.Second))
+	checkRejected(t, err)
+}
