@@ -348,6 +348,18 @@ func (d *doc) version() *store.Version {
 	return v
 }
 
+// findDoc reads the document with _id id of c into d, decoded by
+// doc.UnmarshalBSON straight from the reply (the driver's Decode would
+// first build a reader and look up a codec). mongo.ErrNoDocuments when
+// there is none.
+func findDoc(ctx context.Context, c *mongo.Collection, id string, d *doc) error {
+	raw, err := c.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Raw()
+	if err != nil {
+		return err
+	}
+	return d.UnmarshalBSON(raw)
+}
+
 // Read implements store.Store. The filter is exactly {_id: id}.
 func (s *Store) Read(ctx context.Context, typ, id string) (*store.Version, error) {
 	if v := s.tx.overlaid(typ, id); v != nil {
@@ -360,7 +372,7 @@ func (s *Store) Read(ctx context.Context, typ, id string) (*store.Version, error
 		return s.readRaw(ctx, typ, id)
 	}
 	var d doc
-	err := s.db.Collection(curName(typ)).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
+	err := findDoc(ctx, s.db.Collection(curName(typ)), id, &d)
 	if err != nil {
 		if errors.Is(err, mongo.ErrNoDocuments) {
 			return nil, store.E("read", store.ErrNotFound, nil)
@@ -377,7 +389,7 @@ func (s *Store) Read(ctx context.Context, typ, id string) (*store.Version, error
 // VRead implements store.Store. The filter is exactly {_id: "<id>/<vid>"}.
 func (s *Store) VRead(ctx context.Context, typ, id string, vid int64) (*store.Version, error) {
 	var d doc
-	err := s.db.Collection(histName(typ)).FindOne(ctx, bson.D{{Key: "_id", Value: histID(id, vid)}}).Decode(&d)
+	err := findDoc(ctx, s.db.Collection(histName(typ)), histID(id, vid), &d)
 	if err != nil {
 		if errors.Is(err, mongo.ErrNoDocuments) {
 			if vid == 1 {
