@@ -15,6 +15,11 @@ import (
 // Tracer stores the traces of one request: an AuditEvent per record
 // touched (package audit). It returns only when they are stored.
 type Tracer interface {
+	// Begin is called when a traced request starts; the request calls
+	// the returned function once, when it hands its touches to Trace or
+	// ends without any (the trail's group commit waits for requests on
+	// their way, see trail.Options.MaxDelay).
+	Begin() (arrived func())
 	Trace(ctx context.Context, req *access.Requester, touches []repo.Touch) error
 }
 
@@ -31,9 +36,12 @@ func (s *Server) traced(next echo.HandlerFunc) echo.HandlerFunc {
 		ctx, touches := repo.WithTouches(c.Request().Context())
 		c.SetRequest(c.Request().WithContext(ctx))
 		req := requester(c)
+		arrived := sync.OnceFunc(s.cfg.Tracer.Begin())
+		defer arrived()
 		tw := &traceWriter{ResponseWriter: c.Response().Writer}
 		tw.flush = func() error {
 			ts := touches.Take()
+			arrived()
 			if len(ts) == 0 {
 				return nil
 			}

@@ -36,11 +36,15 @@
 // # Group commit and fail-closed
 //
 // Trace hands its events to one writer goroutine and waits. The writer
-// takes what has arrived while it was writing the previous batch (and,
-// with MaxDelay, waits that long for more; at most MaxBatch events),
-// stores them all in one store.Append (one insert per batch;
-// each event whole or not at all), and wakes every waiting request with
-// the result.
+// takes what has arrived while it was writing the previous batch; while
+// other traced requests are on their way (Begin was called for them and
+// they have not reached Trace yet) it waits for their events too, at
+// most MaxDelay after the first event of the batch arrived; at most
+// MaxBatch events. It stores them all in one store.Append (one insert
+// per batch; each event whole or not at all), and wakes every waiting
+// request with the result. On the embedded engine a commit costs an
+// fsync: without the wait, a batch was about one event at a few hundred
+// requests per second (BENCHMARKS.md).
 // A request whose events could not be stored gets the error: the REST
 // layer then answers 503 and returns none of the data.
 // A failed batch may leave some of its events stored (an insert that
@@ -55,6 +59,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -75,16 +80,23 @@ type Options struct {
 	Notify func(ctx context.Context, req *access.Requester, patient string) error
 	// Source names this server in AuditEvent.source.
 	Source string
-	// MaxDelay is how long the writer waits for more events after the
-	// first. Zero (the default) waits for none: a batch is what queued
-	// while the previous write ran (natural group commit: no added
-	// latency when idle, large batches under load). MaxBatch caps a batch
-	// (default 256 events).
+	// MaxDelay is how long the writer may wait for more events after the
+	// first, and it waits only while other traced requests are on their
+	// way (started, see Begin, and not yet at Trace): a lone request is
+	// never delayed, concurrent ones share a commit (like PostgreSQL's
+	// commit_delay with commit_siblings). Without the wait a batch is
+	// what queued while the previous write ran, about one event at a
+	// few hundred requests per second, and every event paid a commit
+	// and its fsync. Zero means DefaultMaxDelay; negative, no wait.
+	// MaxBatch caps a batch (default 256 events).
 	MaxDelay time.Duration
 	MaxBatch int
 	// Registerer, when set, receives the trail's metrics.
 	Registerer prometheus.Registerer
 }
+
+// DefaultMaxDelay is the default Options.MaxDelay (BENCHMARKS.md).
+const DefaultMaxDelay = 500 * time.Microsecond
 
 // Trail stores AuditEvents.
 type Trail struct {
@@ -99,6 +111,10 @@ type Trail struct {
 	mu     sync.RWMutex
 	closed bool
 	now    func() time.Time
+	// coming counts the requests between Begin and their arrival; the
+	// arrival that brings it to zero wakes a waiting writer.
+	coming atomic.Int64
+	wake   chan struct{}
 
 	batches, events prometheus.Counter
 	failures        prometheus.Counter
@@ -107,6 +123,7 @@ type Trail struct {
 type batchItem struct {
 	vs  []*store.Version
 	res chan error
+	at  time.Time // when it was queued
 }
 
 // ErrClosed is returned by Trace after Close.
@@ -117,10 +134,13 @@ func New(st store.Store, opts Options) *Trail {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 256
 	}
+	if opts.MaxDelay == 0 {
+		opts.MaxDelay = DefaultMaxDelay
+	}
 	if opts.Source == "" {
 		opts.Source = "dossier"
 	}
-	t := &Trail{st: st, opts: opts, in: make(chan *batchItem, 1024), stop: make(chan struct{}), now: time.Now,
+	t := &Trail{st: st, opts: opts, in: make(chan *batchItem, 1024), stop: make(chan struct{}), wake: make(chan struct{}, 1), now: time.Now,
 		batches:  prometheus.NewCounter(prometheus.CounterOpts{Name: "dossier_audit_batches_total", Help: "Store writes of audit events."}),
 		events:   prometheus.NewCounter(prometheus.CounterOpts{Name: "dossier_audit_events_total", Help: "Audit events stored."}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "dossier_audit_failures_total", Help: "Audit batches that could not be stored."}),
@@ -147,6 +167,19 @@ func (t *Trail) Close() {
 	t.done.Wait()
 }
 
+// Begin notes a traced request on its way; it implements rest.Tracer.
+func (t *Trail) Begin() (arrived func()) {
+	t.coming.Add(1)
+	return func() {
+		if t.coming.Add(-1) == 0 {
+			select {
+			case t.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
 // Trace stores the AuditEvents of one request's touches and returns when
 // they are stored (nil) or could not be (the error). It implements
 // rest.Tracer.
@@ -163,7 +196,7 @@ func (t *Trail) Trace(ctx context.Context, req *access.Requester, touches []repo
 		}
 		vs = append(vs, v)
 	}
-	item := &batchItem{vs: vs, res: make(chan error, 1)}
+	item := &batchItem{vs: vs, res: make(chan error, 1), at: time.Now()}
 	t.mu.RLock()
 	if t.closed {
 		t.mu.RUnlock()
@@ -233,30 +266,36 @@ func (t *Trail) writer() {
 		}
 		items := []*batchItem{first}
 		n := len(first.vs)
-		var timeout <-chan time.Time
 		var timer *time.Timer
-		if t.opts.MaxDelay > 0 {
-			timer = time.NewTimer(t.opts.MaxDelay)
-			timeout = timer.C
-		}
 	gather:
 		for n < t.opts.MaxBatch {
-			if timeout == nil {
-				// Natural batching: take what is queued, do not wait.
-				select {
-				case it := <-t.in:
-					items = append(items, it)
-					n += len(it.vs)
-					continue
-				default:
-					break gather
+			select {
+			case it := <-t.in: // what has queued
+				items = append(items, it)
+				n += len(it.vs)
+				continue
+			default:
+			}
+			if t.opts.MaxDelay < 0 || t.coming.Load() == 0 {
+				break // nobody else on the way: no wait
+			}
+			if timer == nil {
+				// The first event waits at most MaxDelay in all,
+				// including its time in the queue.
+				wait := time.Until(first.at.Add(t.opts.MaxDelay))
+				if wait <= 0 {
+					break
 				}
+				timer = time.NewTimer(wait)
 			}
 			select {
 			case it := <-t.in:
 				items = append(items, it)
 				n += len(it.vs)
-			case <-timeout:
+			case <-t.wake: // the last one on its way arrived
+			case <-timer.C:
+				break gather
+			case <-t.stop:
 				break gather
 			}
 		}
@@ -355,6 +394,29 @@ func coding(system, code string) map[string]any {
 	return map[string]any{"system": system, "code": code}
 }
 
+// The members every event shares, built once and never changed (the
+// indexer and the encoder only read them).
+var (
+	restType    = map[string]any{"system": sysEventType, "code": "rest", "display": "RESTful Operation"}
+	systemObj   = map[string]any{"system": sysEntityType, "code": "2", "display": "System Object"}
+	person      = map[string]any{"system": sysEntityType, "code": "1", "display": "Person"}
+	patientRole = map[string]any{"system": sysObjectRole, "code": "1", "display": "Patient"}
+	sources     sync.Map // source name → its AuditEvent.source
+)
+
+func sourceOf(name string) map[string]any {
+	if s, ok := sources.Load(name); ok {
+		return s.(map[string]any)
+	}
+	s := map[string]any{
+		"site":     name,
+		"observer": map[string]any{"display": name},
+		"type":     []any{map[string]any{"system": sysSourceType, "code": "4", "display": "Application Server"}},
+	}
+	sources.Store(name, s)
+	return s
+}
+
 // event builds the members of the AuditEvent of one touch, except
 // resourceType, id and meta, as the decoded JSON the search indexer reads
 // (map[string]any and []any).
@@ -368,7 +430,7 @@ func event(req *access.Requester, tc repo.Touch, now time.Time, source string) m
 		subtype["display"] = tc.Operation
 	}
 	ev := map[string]any{
-		"type":     map[string]any{"system": sysEventType, "code": "rest", "display": "RESTful Operation"},
+		"type":     restType,
 		"subtype":  []any{subtype},
 		"action":   action,
 		"recorded": now.Format(time.RFC3339Nano),
@@ -386,34 +448,30 @@ func event(req *access.Requester, tc repo.Touch, now time.Time, source string) m
 		ev["purposeOfEvent"] = []any{map[string]any{"coding": []any{coding(access.SysActReason, purpose)}}}
 	}
 	ev["agent"] = agents(req)
-	ev["source"] = map[string]any{
-		"site":     source,
-		"observer": map[string]any{"display": source},
-		"type":     []any{map[string]any{"system": sysSourceType, "code": "4", "display": "Application Server"}},
-	}
+	ev["source"] = sourceOf(source)
 	var entities []any
 	if tc.ID != "" {
 		entities = append(entities, map[string]any{
 			"what": map[string]any{"reference": tc.Type + "/" + tc.ID},
-			"type": map[string]any{"system": sysEntityType, "code": "2", "display": "System Object"},
+			"type": systemObj,
 		})
 	} else if tc.Type != "" {
 		entities = append(entities, map[string]any{
 			"name": tc.Type,
-			"type": map[string]any{"system": sysEntityType, "code": "2", "display": "System Object"},
+			"type": systemObj,
 		})
 	}
 	if tc.Patient != "" && !(tc.Type == "Patient" && tc.ID == tc.Patient) {
 		entities = append(entities, map[string]any{
 			"what": map[string]any{"reference": "Patient/" + tc.Patient},
-			"type": map[string]any{"system": sysEntityType, "code": "1", "display": "Person"},
-			"role": map[string]any{"system": sysObjectRole, "code": "1", "display": "Patient"},
+			"type": person,
+			"role": patientRole,
 		})
 	} else if tc.Patient != "" {
 		// The resource is the Patient: one entity, with the patient role.
 		e := entities[0].(map[string]any)
-		e["type"] = map[string]any{"system": sysEntityType, "code": "1", "display": "Person"}
-		e["role"] = map[string]any{"system": sysObjectRole, "code": "1", "display": "Patient"}
+		e["type"] = person
+		e["role"] = patientRole
 	}
 	ev["entity"] = entities
 	return ev

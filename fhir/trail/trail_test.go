@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/dossier-fhir/dossier/fhir/access"
 	"github.com/dossier-fhir/dossier/fhir/repo"
@@ -104,4 +105,70 @@ func TestGroupCommit(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestWaitForComing: the writer waits (up to MaxDelay) for requests on
+// their way, so that their events share the commit, and never delays a
+// lone request.
+func TestWaitForComing(t *testing.T) {
+	ctx := context.Background()
+	ms, rp := testRepo(t, "trailwait")
+	st := &countingWrites{Store: ms}
+	tr := trail.New(st, trail.Options{Index: rp.Index, MaxDelay: time.Hour, MaxBatch: 2})
+	defer tr.Close()
+	req := &access.Requester{Role: access.RoleProfessional, RPPS: "10000000001", Profession: "10", Subject: "s"}
+	trace := func(p string) chan error {
+		done := make(chan error, 1)
+		go func() {
+			done <- tr.Trace(ctx, req, []repo.Touch{{Interaction: "read", Type: "Patient", ID: p, Patient: p}})
+		}()
+		return done
+	}
+	wait := func(done chan error) {
+		t.Helper()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("trace still waiting after a minute")
+		}
+	}
+
+	// A lone request: stored without waiting for MaxDelay (an hour).
+	arrived := tr.Begin()
+	arrived()
+	wait(trace("p1"))
+
+	held := func(done chan error) {
+		t.Helper()
+		select {
+		case err := <-done:
+			t.Fatalf("stored (%v) while another request was on its way", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+
+	// A request on its way holds the commit of another's event...
+	arrived = tr.Begin()
+	first := trace("p2")
+	held(first)
+	// ...which shares its write with the next event (here MaxBatch ends
+	// the wait).
+	w := st.writes.Load()
+	second := trace("p3")
+	wait(first)
+	wait(second)
+	if got := st.writes.Load() - w; got != 1 {
+		t.Errorf("%d writes for the two events, want 1", got)
+	}
+	arrived()
+
+	// A request that ends without events ends the wait.
+	arrived = tr.Begin()
+	third := trace("p4")
+	held(third)
+	arrived()
+	wait(third)
 }
