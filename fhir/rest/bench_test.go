@@ -12,8 +12,10 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -190,4 +192,70 @@ func BenchmarkIngest(b *testing.B) {
 // driver-findone.
 func BenchmarkAuditedRead(b *testing.B) {
 	readVsFindOne(b, tracedEnv(b, nil), "fhir-read-audited")
+}
+
+// BenchmarkAuditedReadAlternating measures the same two things as
+// BenchmarkAuditedRead, alternately in rounds of 1,000 operations each
+// (16 clients), so that what else the machine does weighs on both alike;
+// each b.N is one round of each, after one round of warm-up. It reports
+// the mean ns per operation of each and their ratio (findone / audited,
+// the figure of issue 7). Run it with -benchtime Nx.
+func BenchmarkAuditedReadAlternating(b *testing.B) {
+	e := tracedEnv(b, nil)
+	ids := loadPatients(b, e, benchDocs)
+	coll := e.Store.Database().Collection("r_Patient")
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}}
+	auth := "Bearer " + e.token
+	findOne := func(id string) error {
+		var raw bson.Raw
+		return coll.FindOne(context.Background(), bson.D{{Key: "_id", Value: id}}).Decode(&raw)
+	}
+	read := func(id string) error {
+		req, _ := http.NewRequest("GET", e.URL+"/Patient/"+id, nil)
+		req.Header.Set("Authorization", auth)
+		res, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || !strings.Contains(string(body), id) {
+			return fmt.Errorf("read: %d", res.StatusCode)
+		}
+		return nil
+	}
+	const per, clients = 1000, 16
+	var seq atomic.Int64
+	round := func(op func(string) error) time.Duration {
+		var left atomic.Int64
+		left.Store(per)
+		var wg sync.WaitGroup
+		start := time.Now()
+		for range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for left.Add(-1) >= 0 {
+					if err := op(ids[int(seq.Add(1)*7919)%len(ids)]); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		return time.Since(start)
+	}
+	round(findOne)
+	round(read)
+	b.ResetTimer()
+	var tf, ta time.Duration
+	for range b.N {
+		tf += round(findOne)
+		ta += round(read)
+	}
+	ops := float64(b.N * per)
+	b.ReportMetric(float64(tf.Nanoseconds())/ops, "findone-ns/op")
+	b.ReportMetric(float64(ta.Nanoseconds())/ops, "audited-ns/op")
+	b.ReportMetric(100*float64(tf)/float64(ta), "ratio-%")
 }
