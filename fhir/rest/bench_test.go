@@ -52,51 +52,55 @@ func BenchmarkRead(b *testing.B) {
 	readVsFindOne(b, newEnv(b), "fhir-read")
 }
 
-// readVsFindOne runs the two sub-benchmarks of the read figures on e:
-// driver-findone, and name: GET /fhir/Patient/{id} over HTTP.
-func readVsFindOne(b *testing.B, e *env, name string) {
-	ids := loadPatients(b, e, benchDocs)
+// readOps loads the read benchmarks' Patients into e and returns their
+// ids and the two operations compared: a raw mongo-driver FindOne({_id})
+// on the collection behind them, and GET /fhir/Patient/{id} over HTTP.
+func readOps(b *testing.B, e *env) (ids []string, findOne, read func(string) error) {
+	ids = loadPatients(b, e, benchDocs)
 	coll := e.Store.Database().Collection("r_Patient")
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}}
 	auth := "Bearer " + e.token
+	findOne = func(id string) error {
+		var raw bson.Raw
+		return coll.FindOne(context.Background(), bson.D{{Key: "_id", Value: id}}).Decode(&raw)
+	}
+	read = func(id string) error {
+		req, _ := http.NewRequest("GET", e.URL+"/Patient/"+id, nil)
+		req.Header.Set("Authorization", auth)
+		res, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || !strings.Contains(string(body), id) {
+			return fmt.Errorf("read: %d", res.StatusCode)
+		}
+		return nil
+	}
+	return ids, findOne, read
+}
 
-	b.Run("driver-findone", func(b *testing.B) {
-		var n atomic.Int64
-		b.SetParallelism(16 / max(1, runtimeProcs()))
-		b.RunParallel(func(pb *testing.PB) {
-			ctx := context.Background()
-			for pb.Next() {
-				id := ids[int(n.Add(1)*7919)%len(ids)]
-				var raw bson.Raw
-				if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&raw); err != nil {
-					b.Error(err)
-					return
+// readVsFindOne runs the two sub-benchmarks of the read figures on e:
+// driver-findone, and name: GET /fhir/Patient/{id} over HTTP.
+func readVsFindOne(b *testing.B, e *env, name string) {
+	ids, findOne, read := readOps(b, e)
+	run := func(op func(string) error) func(*testing.B) {
+		return func(b *testing.B) {
+			var n atomic.Int64
+			b.SetParallelism(16 / max(1, runtimeProcs()))
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := op(ids[int(n.Add(1)*7919)%len(ids)]); err != nil {
+						b.Error(err)
+						return
+					}
 				}
-			}
-		})
-	})
-	b.Run(name, func(b *testing.B) {
-		var n atomic.Int64
-		b.SetParallelism(16 / max(1, runtimeProcs()))
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				id := ids[int(n.Add(1)*7919)%len(ids)]
-				req, _ := http.NewRequest("GET", e.URL+"/Patient/"+id, nil)
-				req.Header.Set("Authorization", auth)
-				res, err := client.Do(req)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				body, _ := io.ReadAll(res.Body)
-				res.Body.Close()
-				if res.StatusCode != http.StatusOK || !strings.Contains(string(body), id) {
-					b.Errorf("read: %d", res.StatusCode)
-					return
-				}
-			}
-		})
-	})
+			})
+		}
+	}
+	b.Run("driver-findone", run(findOne))
+	b.Run(name, run(read))
 }
 
 func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
@@ -201,29 +205,7 @@ func BenchmarkAuditedRead(b *testing.B) {
 // the mean ns per operation of each and their ratio (findone / audited,
 // the figure of issue 7). Run it with -benchtime Nx.
 func BenchmarkAuditedReadAlternating(b *testing.B) {
-	e := tracedEnv(b, nil)
-	ids := loadPatients(b, e, benchDocs)
-	coll := e.Store.Database().Collection("r_Patient")
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}}
-	auth := "Bearer " + e.token
-	findOne := func(id string) error {
-		var raw bson.Raw
-		return coll.FindOne(context.Background(), bson.D{{Key: "_id", Value: id}}).Decode(&raw)
-	}
-	read := func(id string) error {
-		req, _ := http.NewRequest("GET", e.URL+"/Patient/"+id, nil)
-		req.Header.Set("Authorization", auth)
-		res, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		body, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if res.StatusCode != http.StatusOK || !strings.Contains(string(body), id) {
-			return fmt.Errorf("read: %d", res.StatusCode)
-		}
-		return nil
-	}
+	ids, findOne, read := readOps(b, tracedEnv(b, nil))
 	const per, clients = 1000, 16
 	var seq atomic.Int64
 	round := func(op func(string) error) time.Duration {
