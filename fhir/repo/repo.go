@@ -93,15 +93,10 @@ func (r *Repo) Reindex(ctx context.Context, types []string, progress func(typ st
 
 // Index fills v's search fields (keys, ranges, sort values, owning
 // patient, the policy's keys) from obj, the decoded form of v.JSON
-// (objects as map[string]any, arrays as []any, numbers as json.Number),
-// or from v.JSON when obj is nil. The audit trail indexes its
-// AuditEvents with it, from the object it builds them from.
-func (r *Repo) Index(v *store.Version, obj map[string]any) error {
-	if obj == nil {
-		return r.index(v)
-	}
-	return r.indexObject(v, obj)
-}
+// (objects as map[string]any, arrays as []any, numbers as json.Number).
+// The audit trail indexes its AuditEvents with it, from the object it
+// builds them from.
+func (r *Repo) Index(v *store.Version, obj map[string]any) error { return r.indexObject(v, obj) }
 
 // index fills v's search fields from its JSON.
 func (r *Repo) index(v *store.Version) error {

@@ -111,6 +111,7 @@ type Trail struct {
 	mu     sync.RWMutex
 	closed bool
 	now    func() time.Time
+	source map[string]any // AuditEvent.source, shared by every event
 	// coming counts the requests between Begin and their arrival; the
 	// arrival that brings it to zero wakes a waiting writer.
 	coming atomic.Int64
@@ -140,7 +141,7 @@ func New(st store.Store, opts Options) *Trail {
 	if opts.Source == "" {
 		opts.Source = "dossier"
 	}
-	t := &Trail{st: st, opts: opts, in: make(chan *batchItem, 1024), stop: make(chan struct{}), wake: make(chan struct{}, 1), now: time.Now,
+	t := &Trail{st: st, opts: opts, in: make(chan *batchItem, 1024), stop: make(chan struct{}), wake: make(chan struct{}, 1), now: time.Now, source: sourceOf(opts.Source),
 		batches:  prometheus.NewCounter(prometheus.CounterOpts{Name: "dossier_audit_batches_total", Help: "Store writes of audit events."}),
 		events:   prometheus.NewCounter(prometheus.CounterOpts{Name: "dossier_audit_events_total", Help: "Audit events stored."}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "dossier_audit_failures_total", Help: "Audit batches that could not be stored."}),
@@ -330,7 +331,7 @@ func (t *Trail) write(items []*batchItem) {
 // and meta first, as every stored resource).
 func (t *Trail) version(req *access.Requester, tc repo.Touch, now time.Time) (*store.Version, error) {
 	id := repo.NewID()
-	ev := event(req, tc, now, t.opts.Source)
+	ev := event(req, tc, now, t.source)
 	meta := map[string]any{"versionId": "1", "lastUpdated": resource.Instant(now)}
 	var security []string
 	if tc.Secret != "" {
@@ -401,26 +402,21 @@ var (
 	systemObj   = map[string]any{"system": sysEntityType, "code": "2", "display": "System Object"}
 	person      = map[string]any{"system": sysEntityType, "code": "1", "display": "Person"}
 	patientRole = map[string]any{"system": sysObjectRole, "code": "1", "display": "Patient"}
-	sources     sync.Map // source name → its AuditEvent.source
 )
 
+// sourceOf builds AuditEvent.source naming this server (once, in New).
 func sourceOf(name string) map[string]any {
-	if s, ok := sources.Load(name); ok {
-		return s.(map[string]any)
-	}
-	s := map[string]any{
+	return map[string]any{
 		"site":     name,
 		"observer": map[string]any{"display": name},
 		"type":     []any{map[string]any{"system": sysSourceType, "code": "4", "display": "Application Server"}},
 	}
-	sources.Store(name, s)
-	return s
 }
 
 // event builds the members of the AuditEvent of one touch, except
 // resourceType, id and meta, as the decoded JSON the search indexer reads
 // (map[string]any and []any).
-func event(req *access.Requester, tc repo.Touch, now time.Time, source string) map[string]any {
+func event(req *access.Requester, tc repo.Touch, now time.Time, source map[string]any) map[string]any {
 	action := map[string]string{"create": "C", "update": "U", "patch": "U", "delete": "D", "operation": "E"}[tc.Interaction]
 	if action == "" {
 		action = "R"
@@ -448,7 +444,7 @@ func event(req *access.Requester, tc repo.Touch, now time.Time, source string) m
 		ev["purposeOfEvent"] = []any{map[string]any{"coding": []any{coding(access.SysActReason, purpose)}}}
 	}
 	ev["agent"] = agents(req)
-	ev["source"] = sourceOf(source)
+	ev["source"] = source
 	var entities []any
 	if tc.ID != "" {
 		entities = append(entities, map[string]any{

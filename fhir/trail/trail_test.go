@@ -57,7 +57,7 @@ func TestGroupCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := &countingWrites{Store: ms}
-	tr := trail.New(st, trail.Options{Index: rp.Index}) // natural batching (no MaxDelay)
+	tr := trail.New(st, trail.Options{Index: rp.Index}) // no Begin: natural batching, no wait
 	defer tr.Close()
 	req := &access.Requester{Role: access.RoleProfessional, RPPS: "10000000001", Profession: "10", Mode: access.ModeCentre15, Subject: "s"}
 	const n = 64

@@ -63,8 +63,10 @@ func (e *Engine) rawDB(ctx context.Context, db string) (*sql.DB, error) {
 }
 
 // moveRaw moves the raw tables an earlier version kept in FerretDB's file
-// of db into the raw file (one transaction: all or none; then dropped
-// from the old file).
+// of db into the raw file: copy and drop in one transaction, which in WAL
+// mode commits each file on its own, so a crash between the two leaves
+// the rows in both; the next open copies again, keeping the rows already
+// there (INSERT OR IGNORE on the unique _id), and drops.
 func (e *Engine) moveRaw(ctx context.Context, d *sql.DB, db string) error {
 	old := filepath.Join(e.dir, db+".sqlite")
 	if !exists(old) {
@@ -95,7 +97,7 @@ func (e *Engine) moveRaw(ctx context.Context, d *sql.DB, db string) error {
 	rows.Close()
 	for _, t := range tables {
 		qs := append(rawSchema(t),
-			fmt.Sprintf(`INSERT INTO main.%q (_ferretdb_sjson) SELECT _ferretdb_sjson FROM old.%q`, t, t),
+			fmt.Sprintf(`INSERT OR IGNORE INTO main.%q (_ferretdb_sjson) SELECT _ferretdb_sjson FROM old.%q`, t, t),
 			fmt.Sprintf(`DROP TABLE old.%q`, t))
 		if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 			return fmt.Errorf("embedded engine: moving %s: %w", t, err)

@@ -96,6 +96,50 @@ func TestRawFile(t *testing.T) {
 	}
 }
 
+// TestRawFileInterruptedMove: a move cut short between its two files (rows
+// copied into "<db>.raw.db", not yet dropped from "<db>.sqlite") is
+// finished at the next open, each row once.
+func TestRawFileInterruptedMove(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	eng, err := embedded.Start(ctx, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := eng.Options("d")
+	if _, err := connect(t, eng.URI()).Database("d").Collection("claims").InsertOne(ctx, bson.D{{Key: "_id", Value: "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AppendRaw(ctx, "r_AuditEvent", [][]byte{[]byte(`{"_id":"o1","p":"p1"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+	old, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "d.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE dossier_raw_r_AuditEvent (_ferretdb_sjson TEXT NOT NULL)`,
+		`INSERT INTO dossier_raw_r_AuditEvent VALUES ('{"_id":"o1","p":"p1"}'), ('{"_id":"o2","p":"p2"}')`,
+	} {
+		if _, err := old.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old.Close()
+
+	eng, err = embedded.Start(ctx, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	if n, err := eng.Options("d").Count(ctx, "r_AuditEvent", "", nil); err != nil || n != 2 {
+		t.Fatalf("after the second move: %d rows (%v), want 2", n, err)
+	}
+}
+
 func connect(tb testing.TB, uri string) *mongo.Client {
 	tb.Helper()
 	c, err := mongo.Connect(options.Client().ApplyURI(uri))
