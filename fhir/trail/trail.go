@@ -35,22 +35,24 @@
 //
 // # Group commit and fail-closed
 //
-// Trace hands its events to one writer goroutine and waits. The writer
-// takes what has arrived while it was writing the previous batch; while
-// other traced requests are on their way (Begin was called for them and
-// they have not reached Trace yet) it waits for their events too, at
-// most MaxDelay after the first event of the batch arrived; at most
-// MaxBatch events. It stores them all in one store.Append (one insert
-// per batch; each event whole or not at all), and wakes every waiting
-// request with the result. On the embedded engine a commit costs an
+// Trace adds its events to the open round (a batch: the events of the
+// requests that will share one commit) and waits; one writer goroutine
+// stores the rounds in turn. While other traced requests are on their
+// way (Begin was called for them and they have not reached Trace yet)
+// the writer waits for their events too, at most MaxDelay after the
+// round's first event arrived; a round holds at most MaxBatch events.
+// It stores a round in one store.Append (one insert per batch; each
+// event whole or not at all) and wakes all its requests at once (one
+// channel closed per round). On the embedded engine a commit costs an
 // fsync: without the wait, a batch was about one event at a few hundred
-// requests per second (BENCHMARKS.md).
+// requests per second (BENCHMARKS.md); the fsync also holds a Go P,
+// which `dossier serve` offsets with a spare one (embedded.SpareProc).
 // A request whose events could not be stored gets the error: the REST
 // layer then answers 503 and returns none of the data.
 // A failed batch may leave some of its events stored (an insert that
 // stops at its first error): the requests still get 503, so the failure
 // leaves at worst a trace of data never returned, never data returned
-// without its trace. Close refuses new traces and stores what is queued.
+// without its trace. Close refuses new traces and stores what is waiting.
 package trail
 
 import (
@@ -102,14 +104,16 @@ const DefaultMaxDelay = 500 * time.Microsecond
 type Trail struct {
 	st   store.Store
 	opts Options
-	in   chan *batchItem
-	stop chan struct{}
-	done sync.WaitGroup
-	// mu guards closed: Trace sends under the read lock, Close sets
-	// closed under the write lock, so no item arrives after the writer's
-	// last drain.
-	mu     sync.RWMutex
+	// mu guards rounds and closed. Trace adds its events to the last
+	// round (a new one when there is none open or it is full); the
+	// writer takes the first. Close sets closed, so no event arrives
+	// after the writer's last round.
+	mu     sync.Mutex
+	rounds []*round
 	closed bool
+	kick   chan struct{} // a round has events (capacity 1)
+	stop   chan struct{}
+	done   sync.WaitGroup
 	now    func() time.Time
 	source map[string]any // AuditEvent.source, shared by every event
 	// coming counts the requests between Begin and their arrival; the
@@ -121,10 +125,15 @@ type Trail struct {
 	failures        prometheus.Counter
 }
 
-type batchItem struct {
-	vs  []*store.Version
-	res chan error
-	at  time.Time // when it was queued
+// round is one group commit: the events of the requests that share it,
+// and its result. The writer closes done once err is set: one close wakes
+// every request of the round (no channel per request).
+type round struct {
+	vs   []*store.Version
+	at   time.Time // when its first event arrived
+	full bool      // taken by the writer or at MaxBatch: no more events
+	done chan struct{}
+	err  error
 }
 
 // ErrClosed is returned by Trace after Close.
@@ -141,7 +150,7 @@ func New(st store.Store, opts Options) *Trail {
 	if opts.Source == "" {
 		opts.Source = "dossier"
 	}
-	t := &Trail{st: st, opts: opts, in: make(chan *batchItem, 1024), stop: make(chan struct{}), wake: make(chan struct{}, 1), now: time.Now, source: sourceOf(opts.Source),
+	t := &Trail{st: st, opts: opts, kick: make(chan struct{}, 1), stop: make(chan struct{}), wake: make(chan struct{}, 1), now: time.Now, source: sourceOf(opts.Source),
 		batches:  prometheus.NewCounter(prometheus.CounterOpts{Name: "dossier_audit_batches_total", Help: "Store writes of audit events."}),
 		events:   prometheus.NewCounter(prometheus.CounterOpts{Name: "dossier_audit_events_total", Help: "Audit events stored."}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "dossier_audit_failures_total", Help: "Audit batches that could not be stored."}),
@@ -197,27 +206,34 @@ func (t *Trail) Trace(ctx context.Context, req *access.Requester, touches []repo
 		}
 		vs = append(vs, v)
 	}
-	item := &batchItem{vs: vs, res: make(chan error, 1), at: time.Now()}
-	t.mu.RLock()
+	t.mu.Lock()
 	if t.closed {
-		t.mu.RUnlock()
+		t.mu.Unlock()
 		return ErrClosed
 	}
+	var r *round
+	if n := len(t.rounds); n > 0 && !t.rounds[n-1].full {
+		r = t.rounds[n-1]
+	} else {
+		r = &round{at: time.Now(), done: make(chan struct{})}
+		t.rounds = append(t.rounds, r)
+	}
+	r.vs = append(r.vs, vs...)
+	if len(r.vs) >= t.opts.MaxBatch {
+		r.full = true
+	}
+	t.mu.Unlock()
 	select {
-	case t.in <- item:
+	case t.kick <- struct{}{}:
+	default:
+	}
+	select {
+	case <-r.done:
 	case <-ctx.Done():
-		t.mu.RUnlock()
 		return ctx.Err()
 	}
-	t.mu.RUnlock()
-	var err error
-	select {
-	case err = <-item.res:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	if err != nil {
-		return err
+	if r.err != nil {
+		return r.err
 	}
 	t.notify(ctx, req, touches)
 	return nil
@@ -244,86 +260,90 @@ func (t *Trail) notify(ctx context.Context, req *access.Requester, touches []rep
 func (t *Trail) writer() {
 	defer t.done.Done()
 	for {
-		var first *batchItem
-		select {
-		case first = <-t.in:
-		case <-t.stop:
-			// Nothing can be queued any more (closed): store what is, in
-			// one batch, then stop.
-			var rest []*batchItem
-			for {
-				select {
-				case it := <-t.in:
-					rest = append(rest, it)
-					continue
-				default:
-				}
-				break
-			}
-			if len(rest) > 0 {
-				t.write(rest)
-			}
-			return
-		}
-		items := []*batchItem{first}
-		n := len(first.vs)
-		var timer *time.Timer
-	gather:
-		for n < t.opts.MaxBatch {
+		t.mu.Lock()
+		waiting := len(t.rounds) > 0
+		t.mu.Unlock()
+		if !waiting {
 			select {
-			case it := <-t.in: // what has queued
-				items = append(items, it)
-				n += len(it.vs)
+			case <-t.kick:
 				continue
-			default:
-			}
-			if t.opts.MaxDelay < 0 || t.coming.Load() == 0 {
-				break // nobody else on the way: no wait
-			}
-			if timer == nil {
-				// The first event waits at most MaxDelay in all,
-				// including its time in the queue.
-				wait := time.Until(first.at.Add(t.opts.MaxDelay))
-				if wait <= 0 {
-					break
-				}
-				timer = time.NewTimer(wait)
-			}
-			select {
-			case it := <-t.in:
-				items = append(items, it)
-				n += len(it.vs)
-			case <-t.wake: // the last one on its way arrived
-			case <-timer.C:
-				break gather
 			case <-t.stop:
-				break gather
+				// Nothing can be added any more (closed): store
+				// what is, then stop.
+				for t.writeFirst() {
+				}
+				return
 			}
 		}
-		if timer != nil {
-			timer.Stop()
-		}
-		t.write(items)
+		t.gather()
+		t.writeFirst()
 	}
 }
 
-func (t *Trail) write(items []*batchItem) {
-	var vs []*store.Version
-	for _, it := range items {
-		vs = append(vs, it.vs...)
+// gather waits, while other traced requests are on their way, for their
+// events to join the first round (there is one: only the writer removes
+// rounds): at most MaxDelay after its first event arrived, until it is
+// full, or until the last one on its way arrived.
+func (t *Trail) gather() {
+	if t.opts.MaxDelay < 0 {
+		return
 	}
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for t.coming.Load() > 0 {
+		t.mu.Lock()
+		full, at := t.rounds[0].full, t.rounds[0].at
+		t.mu.Unlock()
+		if full {
+			return
+		}
+		if timer == nil {
+			wait := time.Until(at.Add(t.opts.MaxDelay))
+			if wait <= 0 {
+				return
+			}
+			timer = time.NewTimer(wait)
+		}
+		select {
+		case <-t.kick: // more events: full yet?
+		case <-t.wake: // the last one on its way arrived (or a stale wake-up: the loop checks)
+		case <-timer.C:
+			return
+		case <-t.stop:
+			return
+		}
+	}
+}
+
+// writeFirst stores the first round and wakes its requests; false when
+// there was none.
+func (t *Trail) writeFirst() bool {
+	t.mu.Lock()
+	if len(t.rounds) == 0 {
+		t.mu.Unlock()
+		return false
+	}
+	r := t.rounds[0]
+	r.full = true
+	t.rounds[0] = nil
+	t.rounds = t.rounds[1:]
+	t.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	err := t.st.Append(ctx, vs)
+	err := t.st.Append(ctx, r.vs)
 	cancel()
 	t.batches.Inc()
 	if err != nil {
 		t.failures.Inc()
 	} else {
-		t.events.Add(float64(len(vs)))
+		t.events.Add(float64(len(r.vs)))
 	}
-	for _, it := range items {
-		it.res <- err
-	}
+	r.err = err
+	close(r.done)
+	return true
 }
 
 // version builds the stored AuditEvent of one touch: the event's object

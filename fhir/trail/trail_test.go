@@ -3,6 +3,7 @@ package trail_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -171,4 +172,41 @@ func TestWaitForComing(t *testing.T) {
 	held(third)
 	arrived()
 	wait(third)
+}
+
+// TestCloseStoresWaiting: Close ends a writer's wait, stores the events
+// waiting (their request gets nil) and refuses later traces.
+func TestCloseStoresWaiting(t *testing.T) {
+	ctx := context.Background()
+	ms, rp := testRepo(t, "trailclose")
+	st := &countingWrites{Store: ms}
+	tr := trail.New(st, trail.Options{Index: rp.Index, MaxDelay: time.Hour})
+	req := &access.Requester{Role: access.RoleProfessional, RPPS: "10000000001", Profession: "10", Subject: "s"}
+	touch := []repo.Touch{{Interaction: "read", Type: "Patient", ID: "p1", Patient: "p1"}}
+	arrived := tr.Begin() // another request on its way: the writer waits
+	defer arrived()
+	done := make(chan error, 1)
+	go func() { done <- tr.Trace(ctx, req, touch) }()
+	select {
+	case err := <-done:
+		t.Fatalf("stored (%v) while another request was on its way", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	closed := make(chan struct{})
+	go func() { tr.Close(); close(closed) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("waiting trace at Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("waiting trace not stored by Close")
+	}
+	<-closed
+	if n := st.writes.Load(); n != 1 {
+		t.Errorf("%d writes, want 1", n)
+	}
+	if err := tr.Trace(ctx, req, touch); !errors.Is(err, trail.ErrClosed) {
+		t.Errorf("Trace after Close: %v, want ErrClosed", err)
+	}
 }
