@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -167,7 +168,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}()
 		uri = engine.URI()
 		opts = engine.Options(*db)
-		log.Info("embedded engine started", "data", engine.Dir())
+		embedded.SpareProc() // its fsyncs hold a P each (embedded.SpareProc)
+		log.Info("embedded engine started", "data", engine.Dir(), "gomaxprocs", runtime.GOMAXPROCS(0))
 	}
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	ms, err := smongo.Open(octx, uri, *db, opts)
