@@ -14,12 +14,14 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/dossier-fhir/dossier/fhir/repo"
+	"github.com/dossier-fhir/dossier/store/embedded"
 )
 
 // benchDocs is how many Patients the read benchmarks load.
@@ -55,7 +57,10 @@ func BenchmarkRead(b *testing.B) {
 // readOps loads the read benchmarks' Patients into e and returns their
 // ids and the two operations compared: a raw mongo-driver FindOne({_id})
 // on the collection behind them, and GET /fhir/Patient/{id} over HTTP.
+// Both run with the spare P that `dossier serve` gives the embedded
+// engine's fsyncs (embedded.SpareProc).
 func readOps(b *testing.B, e *env) (ids []string, findOne, read func(string) error) {
+	b.Cleanup(embedded.SpareProc())
 	ids = loadPatients(b, e, benchDocs)
 	coll := e.Store.Database().Collection("r_Patient")
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}}
@@ -208,7 +213,15 @@ func BenchmarkAuditedReadAlternating(b *testing.B) {
 	ids, findOne, read := readOps(b, tracedEnv(b, nil))
 	const per, clients = 1000, 16
 	var seq atomic.Int64
-	round := func(op func(string) error) time.Duration {
+	var cpuF, cpuA time.Duration
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	round := func(op func(string) error, spent *time.Duration) time.Duration {
+		c0 := cpu()
+		defer func() { *spent += cpu() - c0 }()
 		var left atomic.Int64
 		left.Store(per)
 		var wg sync.WaitGroup
@@ -228,16 +241,23 @@ func BenchmarkAuditedReadAlternating(b *testing.B) {
 		wg.Wait()
 		return time.Since(start)
 	}
-	round(findOne)
-	round(read)
+	round(findOne, &cpuF)
+	round(read, &cpuA)
+	cpuF, cpuA = 0, 0
 	b.ResetTimer()
 	var tf, ta time.Duration
 	for range b.N {
-		tf += round(findOne)
-		ta += round(read)
+		tf += round(findOne, &cpuF)
+		ta += round(read, &cpuA)
 	}
 	ops := float64(b.N * per)
 	b.ReportMetric(float64(tf.Nanoseconds())/ops, "findone-ns/op")
 	b.ReportMetric(float64(ta.Nanoseconds())/ops, "audited-ns/op")
 	b.ReportMetric(100*float64(tf)/float64(ta), "ratio-%")
+	// CPU of the whole process (clients, server, engine) per operation:
+	// when the machine is busy the ratio follows cpu-findone/cpu-audited;
+	// below it, the audited side also waits (fsync, convoys).
+	b.ReportMetric(float64(cpuF.Nanoseconds())/ops, "findone-cpu-ns/op")
+	b.ReportMetric(float64(cpuA.Nanoseconds())/ops, "audited-cpu-ns/op")
+	b.ReportMetric(float64(runtime.GOMAXPROCS(0)), "procs")
 }
