@@ -75,7 +75,8 @@ import (
 // Options configure a Trail.
 type Options struct {
 	// Index fills a version's search fields from the event's object
-	// (repo.Repo.Index).
+	// (repo.Repo.Index). The trail calls it once per shape of event and
+	// fills the events of that shape from the result (index.go).
 	Index func(v *store.Version, obj map[string]any) error
 	// Notify is called once the traces of an emergency access are stored
 	// (repo.Repo.NotifyEmergency); nil: no notifications.
@@ -116,6 +117,7 @@ type Trail struct {
 	done   sync.WaitGroup
 	now    func() time.Time
 	source map[string]any // AuditEvent.source, shared by every event
+	tpl    *templates     // search fields by shape of event (index.go)
 	// coming counts the requests between Begin and their arrival; the
 	// arrival that brings it to zero wakes a waiting writer.
 	coming atomic.Int64
@@ -150,7 +152,7 @@ func New(st store.Store, opts Options) *Trail {
 	if opts.Source == "" {
 		opts.Source = "dossier"
 	}
-	t := &Trail{st: st, opts: opts, kick: make(chan struct{}, 1), stop: make(chan struct{}), wake: make(chan struct{}, 1), now: time.Now, source: sourceOf(opts.Source),
+	t := &Trail{st: st, opts: opts, kick: make(chan struct{}, 1), stop: make(chan struct{}), wake: make(chan struct{}, 1), now: time.Now, source: sourceOf(opts.Source), tpl: newTemplates(),
 		batches:  prometheus.NewCounter(prometheus.CounterOpts{Name: "dossier_audit_batches_total", Help: "Store writes of audit events."}),
 		events:   prometheus.NewCounter(prometheus.CounterOpts{Name: "dossier_audit_events_total", Help: "Audit events stored."}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "dossier_audit_failures_total", Help: "Audit batches that could not be stored."}),
@@ -347,8 +349,9 @@ func (t *Trail) writeFirst() bool {
 }
 
 // version builds the stored AuditEvent of one touch: the event's object
-// is built once, indexed as it is and marshalled once (resourceType, id
-// and meta first, as every stored resource).
+// is built once and marshalled once (resourceType, id and meta first, as
+// every stored resource); its search fields come from its shape's
+// template (index.go).
 func (t *Trail) version(req *access.Requester, tc repo.Touch, now time.Time) (*store.Version, error) {
 	id := repo.NewID()
 	ev := event(req, tc, now, t.source)
@@ -365,8 +368,7 @@ func (t *Trail) version(req *access.Requester, tc repo.Touch, now time.Time) (*s
 	}
 	v := &store.Version{Type: "AuditEvent", ID: id, VersionID: 1, LastUpdated: now, Method: "POST", JSON: data, Security: security}
 	if t.opts.Index != nil {
-		ev["resourceType"], ev["id"], ev["meta"] = "AuditEvent", id, meta
-		if err := t.opts.Index(v, ev); err != nil {
+		if err := t.index(v, req, tc, now); err != nil { // index.go
 			return nil, err
 		}
 	}
