@@ -115,8 +115,37 @@ func (r *Repo) indexObject(v *store.Version, m map[string]any) error {
 		return outcome.Wrap(err, outcome.Internal, "exception", "indexing failed")
 	}
 	v.Keys, v.Ranges, v.SortStr, v.SortNum, v.Patient = ix.Keys, ix.Ranges, ix.SortStr, ix.SortNum, ix.Patient
+	if v.Type == "AuditEvent" {
+		// A trace belongs to the record it concerns: the entity in the
+		// patient role. The indexer's owner is the first Patient of the
+		// "patient" parameter, the agent when the requester is a patient,
+		// which put a patient's attempt on another record in his own
+		// trail (naming that record) and out of the record's.
+		if p := auditedPatient(m); p != "" {
+			v.Patient = p
+		}
+	}
 	setAccessKeys(v)
 	return nil
+}
+
+// auditedPatient returns the id of an AuditEvent's entity in the patient
+// role (object-role 1), "" when none.
+func auditedPatient(m map[string]any) string {
+	ents, _ := m["entity"].([]any)
+	for _, e := range ents {
+		ent, _ := e.(map[string]any)
+		role, _ := ent["role"].(map[string]any)
+		what, _ := ent["what"].(map[string]any)
+		ref, _ := what["reference"].(string)
+		if role["system"] != "http://terminology.hl7.org/CodeSystem/object-role" || role["code"] != "1" {
+			continue
+		}
+		if id, ok := strings.CutPrefix(ref, "Patient/"); ok && id != "" && !strings.Contains(id, "/") {
+			return id
+		}
+	}
+	return ""
 }
 
 // Registry returns the search registry.

@@ -376,6 +376,51 @@ func TestTraceVisibility(t *testing.T) {
 	}
 }
 
+// TestTraceOfAnotherRecord: a patient's refused attempt on another
+// patient's record is a trace of that record (its patient and médecin
+// traitant read it), not of the requester's: his own trail would tell
+// him whose record the resource he named belongs to.
+func TestTraceOfAnotherRecord(t *testing.T) {
+	e := tracedEnv(t, nil)
+	w := newTraceWorld(t, e)
+	if r := e.Do("PUT", "/Patient/tw-q", `{"resourceType":"Patient","id":"tw-q","gender":"male"}`); r.Status >= 300 {
+		t.Fatalf("PUT: %d %s", r.Status, r.Body)
+	}
+	q := "Bearer " + e.Token(access.Claims{Role: "patient", Patient: "tw-q", Subject: "q"})
+	w.do(t, q, "GET", "/DocumentReference/tw-d1", "", 404)
+	refused := func(auth, pid string) []string {
+		t.Helper()
+		r := w.do(t, auth, "GET", "/AuditEvent?patient="+pid+"&outcome=4", "", 200)
+		var b struct {
+			Entry []struct {
+				Resource struct {
+					Entity []struct{ What struct{ Reference string } }
+				}
+			}
+		}
+		if err := json.Unmarshal(r.Body, &b); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, en := range b.Entry {
+			for _, ent := range en.Resource.Entity {
+				out = append(out, ent.What.Reference)
+			}
+		}
+		return out
+	}
+	if got := refused(q, "tw-q"); len(got) != 0 {
+		t.Errorf("the requester's own trail names the other record: %v", got)
+	}
+	want := []string{"DocumentReference/tw-d1", "Patient/tw-p"}
+	if got := refused(w.pat, "tw-p"); !slices.Equal(got, want) {
+		t.Errorf("the patient of the record: %v, want %v", got, want)
+	}
+	if got := refused(w.gp, "tw-p"); !slices.Equal(got, want) {
+		t.Errorf("the médecin traitant: %v, want %v", got, want)
+	}
+}
+
 // TestEmergencyNotificationOnce: an emergency session notifies the
 // patient and the médecin traitant once, however many requests it makes.
 func TestEmergencyNotificationOnce(t *testing.T) {
