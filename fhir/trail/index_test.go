@@ -13,7 +13,34 @@ import (
 	"github.com/dossier-fhir/dossier/profiles"
 	"github.com/dossier-fhir/dossier/store"
 	"github.com/dossier-fhir/dossier/store/embedded"
+	smongo "github.com/dossier-fhir/dossier/store/mongo"
 )
+
+// testRepo returns a store on a fresh embedded engine and a repo on it
+// (whose indexer the trail uses).
+func testRepo(tb testing.TB, db string) (*smongo.Store, *repo.Repo) {
+	tb.Helper()
+	ms := embedded.TestStore(tb, db)
+	reg, err := search.LoadRegistry(profiles.FS, profiles.SearchParameterFiles...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	parser, err := resource.NewParser()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ms, repo.New(ms, parser, reg, access.Interim{})
+}
+
+// indexTrail returns a trail on a fresh embedded engine, indexing with a
+// repo on it, and that repo.
+func indexTrail(tb testing.TB, db string) (*Trail, *repo.Repo) {
+	tb.Helper()
+	ms, rp := testRepo(tb, db)
+	tr := New(ms, Options{Index: rp.Index})
+	tb.Cleanup(tr.Close)
+	return tr, rp
+}
 
 // TestIndexTemplate: the search fields an event gets from its shape's
 // template are exactly those the indexer gives the event itself, for
@@ -21,18 +48,7 @@ import (
 // on later ones, including ids equal to constants of the event, to each
 // other, or to the requester's ids.
 func TestIndexTemplate(t *testing.T) {
-	ms := embedded.TestStore(t, "trailtpl")
-	reg, err := search.LoadRegistry(profiles.FS, profiles.SearchParameterFiles...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	parser, err := resource.NewParser()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := repo.New(ms, parser, reg, access.Interim{})
-	tr := New(ms, Options{Index: rp.Index})
-	defer tr.Close()
+	tr, rp := indexTrail(t, "trailtpl")
 
 	reqs := []*access.Requester{
 		nil,
@@ -113,17 +129,7 @@ func TestIndexTemplate(t *testing.T) {
 // template (what the trail does) and from the indexer (what it did), ids
 // changing at every event.
 func BenchmarkIndex(b *testing.B) {
-	ms := embedded.TestStore(b, "trailtplbench")
-	reg, err := search.LoadRegistry(profiles.FS, profiles.SearchParameterFiles...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	parser, err := resource.NewParser()
-	if err != nil {
-		b.Fatal(err)
-	}
-	tr := New(ms, Options{Index: repo.New(ms, parser, reg, access.Interim{}).Index})
-	defer tr.Close()
+	tr, _ := indexTrail(b, "trailtplbench")
 	req := &access.Requester{Role: access.RoleProfessional, RPPS: "10000000001", Profession: "10", Subject: "s1", Org: "org1"}
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	for _, c := range []struct {

@@ -13,12 +13,8 @@ import (
 	"github.com/dossier-fhir/dossier/fhir/access"
 	"github.com/dossier-fhir/dossier/fhir/repo"
 	"github.com/dossier-fhir/dossier/fhir/resource"
-	"github.com/dossier-fhir/dossier/fhir/search"
 	"github.com/dossier-fhir/dossier/fhir/trail"
-	"github.com/dossier-fhir/dossier/profiles"
 	"github.com/dossier-fhir/dossier/store"
-	"github.com/dossier-fhir/dossier/store/embedded"
-	smongo "github.com/dossier-fhir/dossier/store/mongo"
 )
 
 // countingWrites counts the trail's store writes.
@@ -33,20 +29,8 @@ func (c *countingWrites) Append(ctx context.Context, vs []*store.Version) error 
 }
 
 // testRepo returns a store on a fresh embedded engine and a repo on it
-// (whose indexer the trail uses).
-func testRepo(tb testing.TB, db string) (*smongo.Store, *repo.Repo) {
-	tb.Helper()
-	ms := embedded.TestStore(tb, db)
-	reg, err := search.LoadRegistry(profiles.FS, profiles.SearchParameterFiles...)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	parser, err := resource.NewParser()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return ms, repo.New(ms, parser, reg, access.Interim{})
-}
+// (whose indexer the trail uses); export_test.go.
+var testRepo = trail.TestRepo
 
 // TestGroupCommit: concurrent requests share store writes, every event is
 // stored and indexed in its patient's record, and each event is valid R4.

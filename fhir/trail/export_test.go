@@ -1,0 +1,4 @@
+package trail
+
+// TestRepo is testRepo for the external tests.
+var TestRepo = testRepo
