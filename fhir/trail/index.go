@@ -10,7 +10,6 @@ import (
 
 	"github.com/dossier-fhir/dossier/fhir/access"
 	"github.com/dossier-fhir/dossier/fhir/repo"
-	"github.com/dossier-fhir/dossier/fhir/resource"
 	"github.com/dossier-fhir/dossier/store"
 )
 
@@ -213,11 +212,7 @@ func plainID(id string) bool {
 // indexEvent indexes the event of tc itself.
 func (t *Trail) indexEvent(v *store.Version, req *access.Requester, tc repo.Touch, now time.Time) error {
 	ev := event(req, tc, now, t.source)
-	meta := map[string]any{"versionId": "1", "lastUpdated": resource.Instant(now)}
-	if tc.Secret != "" {
-		sys, code := splitToken(tc.Secret)
-		meta["security"] = []any{coding(sys, code)}
-	}
+	meta, _ := eventMeta(tc, now)
 	ev["resourceType"], ev["id"], ev["meta"] = "AuditEvent", v.ID, meta
 	return t.opts.Index(v, ev)
 }

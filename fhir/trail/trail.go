@@ -355,13 +355,7 @@ func (t *Trail) writeFirst() bool {
 func (t *Trail) version(req *access.Requester, tc repo.Touch, now time.Time) (*store.Version, error) {
 	id := repo.NewID()
 	ev := event(req, tc, now, t.source)
-	meta := map[string]any{"versionId": "1", "lastUpdated": resource.Instant(now)}
-	var security []string
-	if tc.Secret != "" {
-		sys, code := splitToken(tc.Secret)
-		meta["security"] = []any{coding(sys, code)}
-		security = []string{sys + "|" + code}
-	}
+	meta, security := eventMeta(tc, now)
 	data, err := marshalResource("AuditEvent", id, meta, ev)
 	if err != nil {
 		return nil, err
@@ -376,6 +370,19 @@ func (t *Trail) version(req *access.Requester, tc repo.Touch, now time.Time) (*s
 		v.Patient = tc.Patient
 	}
 	return v, nil
+}
+
+// eventMeta returns the meta of the AuditEvent of tc recorded at now, and
+// its security labels as "system|code" (the touched data's invisibility
+// label, if any).
+func eventMeta(tc repo.Touch, now time.Time) (meta map[string]any, security []string) {
+	meta = map[string]any{"versionId": "1", "lastUpdated": resource.Instant(now)}
+	if tc.Secret != "" {
+		sys, code := splitToken(tc.Secret)
+		meta["security"] = []any{coding(sys, code)}
+		security = []string{sys + "|" + code}
+	}
+	return meta, security
 }
 
 // marshalResource writes {"resourceType":typ,"id":id,"meta":meta, the

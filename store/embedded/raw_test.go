@@ -49,19 +49,7 @@ func TestRawFile(t *testing.T) {
 	}
 	_ = os.Remove(filepath.Join(dir, "d.raw.db-wal"))
 	_ = os.Remove(filepath.Join(dir, "d.raw.db-shm"))
-	old, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "d.sqlite"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{
-		`CREATE TABLE dossier_raw_r_AuditEvent (_ferretdb_sjson TEXT NOT NULL)`,
-		`INSERT INTO dossier_raw_r_AuditEvent VALUES ('{"_id":"o1","p":"p1"}'), ('{"_id":"o2","p":"p2"}')`,
-	} {
-		if _, err := old.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	old.Close()
+	oldRawTable(t, dir)
 
 	eng, err = embedded.Start(ctx, dir, nil)
 	if err != nil {
@@ -80,7 +68,7 @@ func TestRawFile(t *testing.T) {
 	if err := st.AppendRaw(ctx, "r_AuditEvent", [][]byte{[]byte(`{"_id":"o1"}`)}); err == nil {
 		t.Fatal("duplicate _id accepted after the move")
 	}
-	old, err = sql.Open("sqlite", "file:"+filepath.Join(dir, "d.sqlite"))
+	old, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "d.sqlite"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +81,25 @@ func TestRawFile(t *testing.T) {
 	cl = connect(t, eng.URI())
 	if err := cl.Database("d").Collection("claims").FindOne(ctx, bson.D{{Key: "_id", Value: "x"}}).Err(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// oldRawTable writes an earlier version's layout: the raw table of
+// r_AuditEvent inside d.sqlite, with o1 (p1) and o2 (p2).
+func oldRawTable(t *testing.T, dir string) {
+	t.Helper()
+	old, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "d.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	for _, q := range []string{
+		`CREATE TABLE dossier_raw_r_AuditEvent (_ferretdb_sjson TEXT NOT NULL)`,
+		`INSERT INTO dossier_raw_r_AuditEvent VALUES ('{"_id":"o1","p":"p1"}'), ('{"_id":"o2","p":"p2"}')`,
+	} {
+		if _, err := old.Exec(q); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -116,19 +123,7 @@ func TestRawFileInterruptedMove(t *testing.T) {
 	if err := eng.Close(); err != nil {
 		t.Fatal(err)
 	}
-	old, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "d.sqlite"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{
-		`CREATE TABLE dossier_raw_r_AuditEvent (_ferretdb_sjson TEXT NOT NULL)`,
-		`INSERT INTO dossier_raw_r_AuditEvent VALUES ('{"_id":"o1","p":"p1"}'), ('{"_id":"o2","p":"p2"}')`,
-	} {
-		if _, err := old.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	old.Close()
+	oldRawTable(t, dir)
 
 	eng, err = embedded.Start(ctx, dir, nil)
 	if err != nil {
